@@ -1,0 +1,46 @@
+# hakmem: build, test, bench.  `make` builds target/release/libhakmem.so and include/hakmem.h.
+CARGO ?= cargo
+LIB   := target/release/libhakmem.so
+
+.PHONY: all lib test test-core test-c test-verify test-real bench bench-full clippy fmt clean deps
+
+all: lib
+
+lib:
+	$(CARGO) build --release -p hakmem-preload
+	@test -f $(LIB) && echo "built $(LIB)"
+
+# The whole suite: core unit/property tests, then C programs and real programs under LD_PRELOAD.
+test: lib test-core test-c test-verify test-real
+	@echo "make test: all suites passed"
+
+test-core:
+	$(CARGO) test -p hakmem-core --release
+
+test-c: lib
+	bash tests/run_c_tests.sh $(LIB)
+
+test-real: lib
+	bash tests/run_real_programs.sh $(LIB)
+
+test-verify: lib
+	bash scripts/test_verify_symbols.sh $(LIB)
+
+bench: lib
+	python3 bench/runner.py --quick
+
+bench-full: lib
+	python3 bench/runner.py --full
+
+clippy:
+	$(CARGO) clippy -p hakmem-core -p hakmem-preload --release -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+deps:
+	bash scripts/setup.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf tests/build bench/build

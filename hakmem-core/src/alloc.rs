@@ -1,0 +1,350 @@
+//! The allocation API: the malloc and free fast paths, and the glibc contracts of the rest
+//! (calloc, realloc, the aligned family, usable size). The C exports in `hakmem-preload` are
+//! one-line calls into these functions.
+//!
+//! malloc fast path: class from a table, pop the thread's bin. free fast path: registry bit,
+//! slab descriptor, block-boundary check, push onto the thread's bin (current slab) or the
+//! slab's local list (other slab of this thread); anything else is out of line.
+
+use crate::heap;
+use crate::init;
+use crate::large;
+use crate::os::{self, PAGE};
+use crate::policy::{self, Opt};
+use crate::size_class::{class_for_aligned, class_of, LUT_MAX, MAX_SMALL, SMALL_LUT};
+use crate::slab::{Block, Slab, IN_FULL};
+use crate::superslab;
+use crate::tls::{thread_cache, STATE_DEAD};
+use core::ptr;
+use core::sync::atomic::Ordering::Relaxed;
+
+#[inline(always)]
+pub fn malloc(size: usize) -> *mut u8 {
+    if size <= LUT_MAX {
+        // SAFETY: `(size + 15) >> 4 <= LUT_MAX / 16`, inside the table.
+        let c = unsafe { *SMALL_LUT.get_unchecked((size + 15) >> 4) } as usize;
+        return alloc_class(c, size);
+    }
+    malloc_beyond_lut(size)
+}
+
+#[inline(never)]
+fn malloc_beyond_lut(size: usize) -> *mut u8 {
+    if size <= MAX_SMALL {
+        alloc_class(class_of(size), size)
+    } else {
+        large_alloc(size, 16, false)
+    }
+}
+
+#[inline(always)]
+fn alloc_class(c: usize, size: usize) -> *mut u8 {
+    let tc = thread_cache();
+    // SAFETY: `c < NUM_CLASSES`; the bin belongs to this thread; a non-null `free` is the head
+    // of a list of blocks this thread owns.
+    unsafe {
+        let bin = (*tc).bins.get_unchecked_mut(c);
+        let b = bin.free;
+        if !b.is_null() {
+            bin.free = (*b).next;
+            bin.allocs += 1;
+            return b as *mut u8;
+        }
+    }
+    alloc_slow(c, size)
+}
+
+#[cold]
+#[inline(never)]
+fn alloc_slow(c: usize, size: usize) -> *mut u8 {
+    init::ensure();
+    let tc = thread_cache();
+    if policy::checked() {
+        return crate::check::alloc(size, c);
+    }
+    // SAFETY: `tc` is this thread's cache and only this thread touches its bins and heap.
+    unsafe {
+        let mut h = (*tc).heap;
+        if h.is_null() {
+            if (*tc).state != STATE_DEAD {
+                h = heap::attach(tc);
+            }
+            if h.is_null() {
+                return nomem_if_null(heap::shared_alloc(c));
+            }
+        }
+        let b = heap::refill(h, c);
+        if b.is_null() {
+            os::set_errno(libc::ENOMEM);
+            return ptr::null_mut();
+        }
+        (*tc).bins[c].allocs += 1;
+        b as *mut u8
+    }
+}
+
+fn nomem_if_null(p: *mut u8) -> *mut u8 {
+    if p.is_null() {
+        os::set_errno(libc::ENOMEM);
+    }
+    p
+}
+
+/// A large block; `zero` asks for zeroed memory.
+pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+    init::ensure();
+    let (p, fresh) = large::alloc(size, align);
+    if zero && !p.is_null() && !fresh {
+        // SAFETY: `p` is a new block of at least `size` bytes.
+        unsafe { ptr::write_bytes(p, 0, size) };
+    }
+    p
+}
+
+/// # Safety
+/// `p` is null or a pointer the program got from this allocator and has not freed.
+/// Anything else is reported (see HAKMEM_INVALID_FREE), never followed.
+#[inline(always)]
+pub unsafe fn free(p: *mut u8) {
+    let a = p as usize;
+    if !superslab::contains(a) {
+        return free_not_small(p, "free");
+    }
+    let s = superslab::slab_of(a);
+    if !(*s).holds_block(a) {
+        return report_invalid(p, "free");
+    }
+    let tc = thread_cache();
+    let bin = (*tc).bins.get_unchecked_mut((*s).class as usize);
+    let b = a as *mut Block;
+    if bin.slab == s {
+        (*b).next = bin.free;
+        bin.free = b;
+        bin.frees += 1;
+        return;
+    }
+    let h = (*tc).heap;
+    if (*s).heap.load(Relaxed) == h {
+        (*b).next = (*s).local_free;
+        (*s).local_free = b;
+        (*s).used -= 1;
+        bin.frees += 1;
+        if (*s).used == 0 || (*s).flags & IN_FULL != 0 {
+            free_local_slow(h, s);
+        }
+        return;
+    }
+    crate::remote::free_remote(tc, s, a)
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn free_local_slow(h: *mut heap::Heap, s: *mut Slab) {
+    heap::classify(h, s);
+}
+
+#[cold]
+#[inline(never)]
+unsafe fn free_not_small(p: *mut u8, caller: &str) {
+    if p.is_null() {
+        return;
+    }
+    let e = os::errno();
+    if !large::free(p) {
+        report_invalid(p, caller);
+    }
+    os::set_errno(e);
+}
+
+#[cold]
+#[inline(never)]
+pub fn report_invalid(p: *mut u8, caller: &str) {
+    report(p, caller, "invalid pointer (not a block hakmem handed out)");
+}
+
+/// Reports a bad pointer as HAKMEM_INVALID_FREE says: abort (default), report, or ignore.
+#[cold]
+#[inline(never)]
+pub fn report(p: *mut u8, caller: &str, what: &str) {
+    init::ensure();
+    let action = policy::get(Opt::InvalidFree);
+    if action == 2 {
+        return;
+    }
+    crate::hk_eprint!(
+        "hakmem: {}(): {} {:#x}{}\n",
+        caller,
+        what,
+        p as usize,
+        if action == 0 { "; aborting (HAKMEM_INVALID_FREE=report continues)" } else { "" }
+    );
+    if action == 0 {
+        os::abort();
+    }
+}
+
+pub fn calloc(n: usize, m: usize) -> *mut u8 {
+    let Some(total) = n.checked_mul(m) else {
+        os::set_errno(libc::ENOMEM);
+        return ptr::null_mut();
+    };
+    if total > MAX_SMALL {
+        return large_alloc(total, 16, true);
+    }
+    let p = malloc(total);
+    if !p.is_null() {
+        // SAFETY: `p` is a new block of at least `total` bytes.
+        unsafe { ptr::write_bytes(p, 0, total) };
+    }
+    p
+}
+
+/// Bytes usable in block `p`, or None (after reporting) if `p` is not a block of ours.
+unsafe fn usable(p: *mut u8, caller: &str) -> Option<usize> {
+    let a = p as usize;
+    if superslab::contains(a) {
+        let s = superslab::slab_of(a);
+        if !(*s).holds_block(a) {
+            report_invalid(p, caller);
+            return None;
+        }
+        if policy::checked() {
+            return Some(crate::check::usable(s, a));
+        }
+        return Some((*s).block_size as usize);
+    }
+    let u = large::usable_size(p);
+    if u.is_none() {
+        report_invalid(p, caller);
+    }
+    u
+}
+
+/// # Safety
+/// As for `free`.
+pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
+    if p.is_null() {
+        return malloc(n);
+    }
+    if n == 0 {
+        free(p);
+        return ptr::null_mut();
+    }
+    let Some(old) = usable(p, "realloc") else {
+        os::set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    };
+    if superslab::contains(p as usize) {
+        if !policy::checked() && n <= old && (n >= old / 2 || old <= 64) {
+            return p;
+        }
+    } else if n > MAX_SMALL {
+        match large::realloc(p, n) {
+            large::Realloc::Done(q) => return q,
+            large::Realloc::Failed => return ptr::null_mut(),
+            large::Realloc::Move | large::Realloc::NotLarge => {}
+        }
+    }
+    let q = malloc(n);
+    if q.is_null() {
+        return q;
+    }
+    ptr::copy_nonoverlapping(p, q, old.min(n));
+    free(p);
+    q
+}
+
+/// # Safety
+/// As for `realloc`.
+pub unsafe fn reallocarray(p: *mut u8, n: usize, m: usize) -> *mut u8 {
+    match n.checked_mul(m) {
+        Some(total) => realloc(p, total),
+        None => {
+            os::set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// A block of `size` bytes aligned to `align` (a power of two).
+pub fn aligned(align: usize, size: usize) -> *mut u8 {
+    if align <= 16 {
+        return malloc(size);
+    }
+    if align <= PAGE {
+        if let Some(c) = class_for_aligned(size, align) {
+            return alloc_class(c, size);
+        }
+    }
+    large_alloc(size, align, false)
+}
+
+/// posix_memalign: EINVAL for a bad alignment, ENOMEM on failure; `*out` is set only on success.
+///
+/// # Safety
+/// `out` is valid for a write.
+pub unsafe fn posix_memalign(out: *mut *mut u8, align: usize, size: usize) -> i32 {
+    if !align.is_power_of_two() || align < core::mem::size_of::<usize>() {
+        return libc::EINVAL;
+    }
+    let e = os::errno();
+    let p = aligned(align, size);
+    if p.is_null() {
+        os::set_errno(e);
+        return libc::ENOMEM;
+    }
+    *out = p;
+    0
+}
+
+/// aligned_alloc: a non-power-of-two alignment fails with EINVAL (as glibc 2.38 and musl); the
+/// size need not be a multiple of the alignment.
+pub fn aligned_alloc(align: usize, size: usize) -> *mut u8 {
+    if !align.is_power_of_two() {
+        os::set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    }
+    aligned(align, size)
+}
+
+/// memalign: as glibc, an alignment that is not a power of two is rounded up to one.
+pub fn memalign(align: usize, size: usize) -> *mut u8 {
+    if align > isize::MAX as usize / 2 + 1 {
+        os::set_errno(libc::EINVAL);
+        return ptr::null_mut();
+    }
+    aligned(align.max(1).next_power_of_two(), size)
+}
+
+pub fn valloc(size: usize) -> *mut u8 {
+    aligned(PAGE, size)
+}
+
+/// pvalloc: page-aligned, size rounded up to whole pages (at least one), overflow-checked.
+pub fn pvalloc(size: usize) -> *mut u8 {
+    match size.checked_add(PAGE - 1) {
+        Some(n) => aligned(PAGE, (n & !(PAGE - 1)).max(PAGE)),
+        None => {
+            os::set_errno(libc::ENOMEM);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// # Safety
+/// As for `free`.
+pub unsafe fn usable_size(p: *mut u8) -> usize {
+    if p.is_null() {
+        return 0;
+    }
+    usable(p, "malloc_usable_size").unwrap_or(0)
+}
+
+/// Returns free memory to the OS now; the number of purge calls made.
+pub fn trim() -> usize {
+    init::ensure();
+    let before = os::MADVISE_CALLS.load(Relaxed) + os::MUNMAP_CALLS.load(Relaxed);
+    large::trim();
+    superslab::trim();
+    os::MADVISE_CALLS.load(Relaxed) + os::MUNMAP_CALLS.load(Relaxed) - before
+}

@@ -1,0 +1,377 @@
+//! Heaps: the owner side of slabs. A thread's heap refills its bins from its current slab,
+//! its partial slabs, its remote queue, and the global pool, in that order. Heaps are never
+//! freed: when a thread exits its heap is flushed and parked, and the next new thread adopts it.
+
+use crate::policy;
+use crate::size_class::{kind_of, class_size, NUM_CLASSES};
+use crate::slab::*;
+use crate::superslab::{self, POOL};
+use crate::tls::{Bin, ThreadCache, STATE_ACTIVE, STATE_DEAD};
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering::*};
+
+#[repr(C)]
+pub struct Heap {
+    /// The bins in use: the owner thread's TLS bins, or `own_bins` when detached or shared.
+    pub bins: *mut [Bin; NUM_CLASSES],
+    /// Slabs that received remote frees since the owner last looked (an MPSC stack).
+    pub remote_slabs: AtomicPtr<Slab>,
+    pub partial: [SlabList; NUM_CLASSES],
+    pub empty: [SlabList; NUM_CLASSES],
+    pub own_bins: [Bin; NUM_CLASSES],
+    pub remote_ctr: *mut [u64; NUM_CLASSES],
+    pub stat_allocs: [u64; NUM_CLASSES],
+    pub stat_frees: [u64; NUM_CLASSES],
+    pub stat_remote: [u64; NUM_CLASSES],
+    pub next_all: *mut Heap,
+    pub next_dead: *mut Heap,
+    pub attached: bool,
+}
+
+// SAFETY: a heap is used by one thread at a time (its owner, or a holder of the shared lock);
+// only `remote_slabs` is touched concurrently, and it is atomic.
+unsafe impl Send for Heap {}
+
+impl Heap {
+    pub const fn new() -> Self {
+        Heap {
+            bins: ptr::null_mut(),
+            remote_slabs: AtomicPtr::new(ptr::null_mut()),
+            partial: [const { SlabList::new() }; NUM_CLASSES],
+            empty: [const { SlabList::new() }; NUM_CLASSES],
+            own_bins: [const { Bin { free: ptr::null_mut(), slab: ptr::null_mut(), allocs: 0, frees: 0 } };
+                NUM_CLASSES],
+            remote_ctr: ptr::null_mut(),
+            stat_allocs: [0; NUM_CLASSES],
+            stat_frees: [0; NUM_CLASSES],
+            stat_remote: [0; NUM_CLASSES],
+            next_all: ptr::null_mut(),
+            next_dead: ptr::null_mut(),
+            attached: false,
+        }
+    }
+
+    #[inline]
+    pub fn bins(&mut self) -> &mut [Bin; NUM_CLASSES] {
+        if self.bins.is_null() {
+            &mut self.own_bins
+        } else {
+            // SAFETY: `bins` points to the attached thread's TLS bins, alive while attached.
+            unsafe { &mut *self.bins }
+        }
+    }
+}
+
+impl Default for Heap {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[inline]
+unsafe fn pop(bin: &mut Bin) -> *mut Block {
+    let b = bin.free;
+    if !b.is_null() {
+        bin.free = (*b).next;
+    }
+    b
+}
+
+fn batch_for(c: usize) -> u32 {
+    let by_bytes = (32 << 10) / class_size(c) as u32;
+    policy::get(policy::Opt::RefillBatch).min(by_bytes).max(1)
+}
+
+/// Prepares a pool slab for class `c` in `heap`.
+unsafe fn format_slab(s: *mut Slab, c: usize, heap: *mut Heap) {
+    let bs = class_size(c) as u32;
+    (*s).block_size = bs;
+    (*s).div_magic = div_magic(bs);
+    (*s).class = c as u8;
+    (*s).flags = 0;
+    (*s).used = 0;
+    (*s).carved = 0;
+    (*s).span = 0;
+    (*s).capacity = (superslab::slab_bytes(s) / bs as usize) as u32;
+    (*s).local_free = ptr::null_mut();
+    (*s).thread_free.store(0, Relaxed);
+    (*s).next_remote.store(ptr::null_mut(), Relaxed);
+    if !(*s).check_bits.is_null() {
+        ptr::write_bytes((*s).check_bits as *mut u8, 0, (*s).capacity.div_ceil(8) as usize);
+    }
+    (*s).heap.store(heap, Release);
+}
+
+/// Makes `s` the current slab of class `c`: all its free blocks move into the bin.
+unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
+    let mut list = (*s).local_free;
+    (*s).local_free = ptr::null_mut();
+    let r = (*s).take_remote_keep_flag();
+    if !r.is_null() {
+        let (_, tail) = list_len_tail(r);
+        (*tail).next = list;
+        list = r;
+    }
+    if list.is_null() {
+        list = (*s).carve(batch_for(c));
+    }
+    (*s).used = (*s).carved; // every carved block is now user-held or in the bin
+    let bin = &mut (*heap).bins()[c];
+    bin.free = list;
+    bin.slab = s;
+}
+
+/// Finds a block of class `c` for `heap` when its bin is empty, refilling the bin.
+/// Null when memory is exhausted.
+///
+/// # Safety
+/// The caller owns `heap` (its thread, or the shared lock).
+pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
+    let cur = (*heap).bins()[c].slab;
+    if !cur.is_null() {
+        let r = (*cur).take_remote_keep_flag();
+        let bin = &mut (*heap).bins()[c];
+        if !r.is_null() {
+            bin.free = r;
+            return pop(bin);
+        }
+        if (*cur).carved < (*cur).capacity {
+            bin.free = (*cur).carve(batch_for(c));
+            (*cur).used = (*cur).carved;
+            return pop(bin);
+        }
+        (*cur).flags |= IN_FULL;
+        bin.slab = ptr::null_mut();
+    }
+    loop {
+        let mut s = (*heap).partial[c].pop();
+        if s.is_null() {
+            s = (*heap).empty[c].pop();
+        }
+        if !s.is_null() {
+            (*s).flags &= !(IN_PARTIAL | IN_EMPTY);
+            install(heap, c, s);
+            let b = pop(&mut (*heap).bins()[c]);
+            if !b.is_null() {
+                return b;
+            }
+            continue;
+        }
+        if !drain_remote(heap) {
+            break;
+        }
+    }
+    let s = superslab::acquire_slab(kind_of(c));
+    if s.is_null() {
+        return ptr::null_mut();
+    }
+    format_slab(s, c, heap);
+    install(heap, c, s);
+    pop(&mut (*heap).bins()[c])
+}
+
+/// Collects the blocks other threads freed into the slabs of `heap`. Returns whether any came.
+///
+/// # Safety
+/// The caller owns `heap`.
+pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
+    let mut s = (*heap).remote_slabs.swap(ptr::null_mut(), Acquire);
+    let mut any = false;
+    while !s.is_null() {
+        // Read the link first: once NOTIFIED is cleared, a remote free may queue `s` again.
+        let next = (*s).next_remote.load(Relaxed);
+        let list = ((*s).thread_free.swap(0, Acquire) & !NOTIFIED) as *mut Block;
+        if !list.is_null() {
+            any = true;
+            let (n, tail) = list_len_tail(list);
+            let bin = &mut (*heap).bins()[(*s).class as usize];
+            if bin.slab == s {
+                (*tail).next = bin.free;
+                bin.free = list;
+            } else {
+                (*tail).next = (*s).local_free;
+                (*s).local_free = list;
+                (*s).used -= n;
+            }
+        }
+        classify(heap, s);
+        s = next;
+    }
+    any
+}
+
+/// Puts a non-current slab where it belongs after blocks came back to it: the partial list,
+/// the empty cache or the pool, or nowhere (full).
+///
+/// # Safety
+/// The caller owns `heap`, and `s` belongs to it.
+pub unsafe fn classify(heap: *mut Heap, s: *mut Slab) {
+    let c = (*s).class as usize;
+    if (*heap).bins()[c].slab == s {
+        return;
+    }
+    if (*s).used == 0 && (*s).thread_free.load(Acquire) == 0 {
+        if (*s).flags & IN_PARTIAL != 0 {
+            (*heap).partial[c].remove(s);
+        }
+        (*s).flags &= !(IN_PARTIAL | IN_FULL);
+        retire(heap, s);
+    } else if !(*s).has_local_space() {
+        if (*s).flags & IN_PARTIAL != 0 {
+            (*heap).partial[c].remove(s);
+            (*s).flags &= !IN_PARTIAL;
+        }
+        (*s).flags |= IN_FULL;
+    } else {
+        (*s).flags &= !IN_FULL;
+        if (*s).flags & IN_PARTIAL == 0 {
+            (*s).flags |= IN_PARTIAL;
+            (*heap).partial[c].push(s);
+        }
+    }
+}
+
+/// An empty slab: keep a few per class in the heap (HAKMEM_TCACHE), give the rest to the pool.
+unsafe fn retire(heap: *mut Heap, s: *mut Slab) {
+    let c = (*s).class as usize;
+    if (*s).flags & IN_EMPTY != 0 {
+        return;
+    }
+    if (*heap).empty[c].len < policy::get(policy::Opt::Tcache) as usize {
+        (*s).flags |= IN_EMPTY;
+        (*heap).empty[c].push(s);
+    } else {
+        superslab::release_slab(s);
+    }
+}
+
+/// Gives a new thread a heap: a parked one if any, else a fresh one.
+///
+/// # Safety
+/// `tc` is the calling thread's cache and it has no heap.
+pub unsafe fn attach(tc: *mut ThreadCache) -> *mut Heap {
+    let heap = {
+        let mut p = POOL.lock();
+        let h = p.dead_heaps;
+        if !h.is_null() {
+            p.dead_heaps = (*h).next_dead;
+            h
+        } else {
+            let h = p.alloc_meta(core::mem::size_of::<Heap>()) as *mut Heap;
+            if h.is_null() {
+                return h;
+            }
+            ptr::write(h, Heap::new());
+            (*h).next_all = p.all_heaps;
+            p.all_heaps = h;
+            h
+        }
+    };
+    (*heap).bins = &mut (*tc).bins;
+    (*heap).remote_ctr = &mut (*tc).remote_frees;
+    (*heap).attached = true;
+    (*tc).heap = heap;
+    (*tc).state = STATE_ACTIVE;
+    crate::init::register_thread_exit(heap);
+    heap
+}
+
+/// Flushes a thread's bins back into its slabs, releases its empty slabs and parks its heap.
+/// Frees that arrive later from this thread take the remote path; allocations go to the
+/// shared heap.
+///
+/// # Safety
+/// Called on the owning thread, once, from its exit handler.
+pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
+    for c in 0..NUM_CLASSES {
+        let bin = &mut (*tc).bins[c];
+        (*heap).stat_allocs[c] += bin.allocs;
+        (*heap).stat_frees[c] += bin.frees;
+        (*heap).stat_remote[c] += (*tc).remote_frees[c];
+        bin.allocs = 0;
+        bin.frees = 0;
+        (*tc).remote_frees[c] = 0;
+        let s = bin.slab;
+        if s.is_null() {
+            continue;
+        }
+        let list = bin.free;
+        bin.free = ptr::null_mut();
+        bin.slab = ptr::null_mut();
+        let (n, tail) = list_len_tail(list);
+        if n > 0 {
+            (*tail).next = (*s).local_free;
+            (*s).local_free = list;
+            (*s).used -= n;
+        }
+        classify(heap, s);
+    }
+    (*heap).bins = ptr::null_mut();
+    (*heap).remote_ctr = ptr::null_mut();
+    (*heap).attached = false;
+    drain_remote(heap);
+    for c in 0..NUM_CLASSES {
+        loop {
+            let s = (*heap).empty[c].pop();
+            if s.is_null() {
+                break;
+            }
+            (*s).flags &= !IN_EMPTY;
+            superslab::release_slab(s);
+        }
+    }
+    (*tc).heap = ptr::null_mut();
+    (*tc).state = STATE_DEAD;
+    let mut p = POOL.lock();
+    (*heap).next_dead = p.dead_heaps;
+    p.dead_heaps = heap;
+}
+
+/// The heap that serves threads after their exit handler ran, and every call in checking mode.
+pub static SHARED: crate::sync::Mutex<Heap> = crate::sync::Mutex::new(Heap::new());
+
+pub fn shared_ptr() -> *mut Heap {
+    // SAFETY: only the address is taken; fields are accessed under the lock or atomically.
+    unsafe { SHARED.get_unlocked() as *mut Heap }
+}
+
+/// Allocates a block of class `c` from the shared heap (slow: takes its lock).
+pub fn shared_alloc(c: usize) -> *mut u8 {
+    let mut g = SHARED.lock();
+    let heap: *mut Heap = &mut *g;
+    // SAFETY: the shared lock is held, so this thread owns the shared heap.
+    unsafe {
+        let b = pop(&mut (*heap).bins()[c]);
+        let b = if b.is_null() { refill(heap, c) } else { b };
+        if !b.is_null() {
+            (*heap).stat_allocs[c] += 1;
+        }
+        b as *mut u8
+    }
+}
+
+/// Frees a block of a shared-heap slab as its owner (used in checking mode, under the lock).
+///
+/// # Safety
+/// The shared lock is held; `s` belongs to the shared heap and `a` is a live block of it.
+pub unsafe fn shared_free_locked(heap: *mut Heap, s: *mut Slab, a: usize) {
+    let c = (*s).class as usize;
+    let b = a as *mut Block;
+    (*heap).stat_frees[c] += 1;
+    let bin = &mut (*heap).bins()[c];
+    if bin.slab == s {
+        (*b).next = bin.free;
+        bin.free = b;
+        return;
+    }
+    (*b).next = (*s).local_free;
+    (*s).local_free = b;
+    (*s).used -= 1;
+    classify(heap, s);
+}
+
+/// The thread's state says it is past its exit handler.
+pub fn thread_is_dead(tc: *const ThreadCache) -> bool {
+    // SAFETY: `tc` is this thread's cache.
+    unsafe { (*tc).state == STATE_DEAD }
+}

@@ -1,0 +1,97 @@
+//! Process-wide initialisation (lazy, from any entry point), thread exit and fork.
+
+use crate::heap::{self, Heap};
+use crate::policy;
+use crate::superslab::{self, POOL};
+use crate::tls::thread_cache;
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering::*};
+
+const UNINIT: u8 = 0;
+const BUSY: u8 = 1;
+const READY: u8 = 2;
+
+static STATE: AtomicU8 = AtomicU8::new(UNINIT);
+static KEY: AtomicU32 = AtomicU32::new(u32::MAX);
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[inline(always)]
+pub fn ensure() {
+    if STATE.load(Acquire) != READY {
+        init_slow();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn init_slow() {
+    if STATE.compare_exchange(UNINIT, BUSY, Acquire, Acquire).is_err() {
+        // Another thread is initialising; nothing in that path allocates, so it finishes.
+        while STATE.load(Acquire) != READY {
+            core::hint::spin_loop();
+        }
+        return;
+    }
+    policy::init_from_process();
+    superslab::SS_SHIFT.store(policy::superslab_shift(), Relaxed);
+    let mut key: libc::pthread_key_t = 0;
+    // SAFETY: pthread_key_create writes the key; glibc keeps keys in a static table (no malloc).
+    if unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) } == 0 {
+        KEY.store(key, Relaxed);
+    }
+    STATE.store(READY, Release);
+    superslab::prewarm(policy::get(policy::Opt::Prewarm) as usize);
+    if policy::get(policy::Opt::Verbose) != 0 {
+        let mut b = crate::os::StackBuf::<1024>::new();
+        let _ = core::fmt::Write::write_fmt(&mut b, format_args!("hakmem {VERSION}: loaded;"));
+        let _ = policy::write_effective(&mut b);
+        crate::os::write_stderr(b.as_bytes());
+        crate::os::write_stderr(b"\n");
+    }
+}
+
+/// Arranges for `heap` to be flushed and parked when the calling thread exits.
+pub fn register_thread_exit(heap: *mut Heap) {
+    let key = KEY.load(Relaxed);
+    if key != u32::MAX {
+        // SAFETY: a valid key; glibc stores the first 32 keys' values in the thread descriptor.
+        unsafe { libc::pthread_setspecific(key, heap as *const libc::c_void) };
+    }
+}
+
+unsafe extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
+    let tc = thread_cache();
+    let heap = arg as *mut Heap;
+    if !heap.is_null() && (*tc).heap == heap {
+        heap::detach(tc, heap);
+    }
+}
+
+/// pthread_atfork prepare: take every global lock so the child sees consistent structures.
+pub fn fork_prepare() {
+    heap::SHARED.raw_lock();
+    POOL.raw_lock();
+    crate::large::lock_for_fork();
+}
+
+/// pthread_atfork parent.
+pub fn fork_parent() {
+    // SAFETY: this thread took the locks in fork_prepare.
+    unsafe {
+        crate::large::unlock_after_fork();
+        POOL.force_unlock();
+        heap::SHARED.force_unlock();
+    }
+}
+
+/// pthread_atfork child: the child is single-threaded; heaps of threads that do not exist in it
+/// keep their slabs (frees of their blocks wait in their remote queues), so no half-finished
+/// operation of a vanished thread is ever followed.
+pub fn fork_child() {
+    // SAFETY: the child has one thread, which holds every lock since fork_prepare.
+    unsafe {
+        crate::large::unlock_after_fork();
+        POOL.force_unlock();
+        heap::SHARED.force_unlock();
+    }
+}

@@ -1,0 +1,384 @@
+//! Large blocks (over 256 KiB, or aligned past a page): their own mappings, recorded in a hash
+//! table keyed by address, and a cache of recently freed mappings so that programs which keep
+//! allocating and freeing big buffers pay neither mmap/munmap nor fresh page faults each time.
+//! A cached mapping that is too big is trimmed, one that is too small is grown with mremap
+//! (the kernel moves page tables, not bytes). System calls are made outside the lock.
+
+use crate::os::{self, PAGE};
+use crate::policy::{self, Opt};
+use crate::sync::Mutex;
+use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+#[derive(Clone, Copy)]
+struct Entry {
+    ptr: usize, // 0: empty slot
+    base: usize,
+    len: usize,
+}
+
+const EMPTY: Entry = Entry { ptr: 0, base: 0, len: 0 };
+const CACHE_SLOTS: usize = 32;
+
+#[derive(Clone, Copy)]
+struct Cached {
+    base: usize,
+    len: usize,
+    since: u64,
+}
+
+struct Large {
+    table: *mut Entry,
+    cap: usize, // power of two, or 0
+    count: usize,
+    cache: [Cached; CACHE_SLOTS],
+    cached: usize,
+    cached_bytes: usize,
+}
+
+// SAFETY: only used under its lock.
+unsafe impl Send for Large {}
+
+static LARGE: Mutex<Large> = Mutex::new(Large {
+    table: ptr::null_mut(),
+    cap: 0,
+    count: 0,
+    cache: [Cached { base: 0, len: 0, since: 0 }; CACHE_SLOTS],
+    cached: 0,
+    cached_bytes: 0,
+});
+
+pub static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+pub static FREES: AtomicUsize = AtomicUsize::new(0);
+pub static CACHE_HITS: AtomicUsize = AtomicUsize::new(0);
+
+fn hash(p: usize) -> usize {
+    (p >> 12).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20
+}
+
+impl Large {
+    unsafe fn find(&self, p: usize) -> Option<usize> {
+        if self.cap == 0 {
+            return None;
+        }
+        let mask = self.cap - 1;
+        let mut i = hash(p) & mask;
+        loop {
+            let e = *self.table.add(i);
+            if e.ptr == p {
+                return Some(i);
+            }
+            if e.ptr == 0 {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    unsafe fn insert(&mut self, e: Entry) -> bool {
+        if (self.count + 1) * 2 > self.cap && !self.grow() {
+            return false;
+        }
+        let mask = self.cap - 1;
+        let mut i = hash(e.ptr) & mask;
+        while (*self.table.add(i)).ptr != 0 {
+            i = (i + 1) & mask;
+        }
+        *self.table.add(i) = e;
+        self.count += 1;
+        true
+    }
+
+    unsafe fn grow(&mut self) -> bool {
+        let cap = if self.cap == 0 { 256 } else { self.cap * 2 };
+        let t = os::map(cap * core::mem::size_of::<Entry>(), false) as *mut Entry;
+        if t.is_null() {
+            return false;
+        }
+        let (old, old_cap) = (self.table, self.cap);
+        self.table = t;
+        self.cap = cap;
+        self.count = 0;
+        for i in 0..old_cap {
+            let e = *old.add(i);
+            if e.ptr != 0 {
+                self.insert(e);
+            }
+        }
+        if !old.is_null() {
+            os::unmap(old as *mut u8, old_cap * core::mem::size_of::<Entry>());
+        }
+        true
+    }
+
+    /// Removes slot `i` (linear probing with backward-shift deletion: no tombstones).
+    unsafe fn remove_at(&mut self, mut i: usize) -> Entry {
+        let mask = self.cap - 1;
+        let e = *self.table.add(i);
+        *self.table.add(i) = EMPTY;
+        self.count -= 1;
+        let mut j = i;
+        loop {
+            j = (j + 1) & mask;
+            let f = *self.table.add(j);
+            if f.ptr == 0 {
+                break;
+            }
+            let home = hash(f.ptr) & mask;
+            // Move `f` back to `i` if its home is not in the cyclic range (i, j].
+            let in_range = if i <= j { i < home && home <= j } else { i < home || home <= j };
+            if !in_range {
+                *self.table.add(i) = f;
+                *self.table.add(j) = EMPTY;
+                i = j;
+            }
+        }
+        e
+    }
+
+    /// Takes the best cached mapping for `len` bytes: the smallest that fits, else the largest
+    /// that does not (to be grown).
+    fn cache_take(&mut self, len: usize) -> Option<Cached> {
+        let mut best: Option<usize> = None;
+        let mut below: Option<usize> = None;
+        for i in 0..self.cached {
+            let c = self.cache[i];
+            if c.len >= len {
+                if best.is_none_or(|b| c.len < self.cache[b].len) {
+                    best = Some(i);
+                }
+            } else if below.is_none_or(|b| c.len > self.cache[b].len) {
+                below = Some(i);
+            }
+        }
+        let i = best.or(below)?;
+        let c = self.cache[i];
+        self.cached -= 1;
+        self.cache[i] = self.cache[self.cached];
+        self.cached_bytes -= c.len;
+        Some(c)
+    }
+
+    /// Drops cache entries older than the decay, or beyond `keep_bytes`; returns one to unmap.
+    fn cache_evict_one(&mut self, now: u64, keep_bytes: usize) -> Option<Cached> {
+        let decay = policy::get(Opt::LargeCacheMs) as u64;
+        let mut oldest: Option<usize> = None;
+        for i in 0..self.cached {
+            if oldest.is_none_or(|o| self.cache[i].since < self.cache[o].since) {
+                oldest = Some(i);
+            }
+        }
+        let i = oldest?;
+        let c = self.cache[i];
+        if self.cached_bytes <= keep_bytes && now.saturating_sub(c.since) < decay {
+            return None;
+        }
+        self.cached -= 1;
+        self.cache[i] = self.cache[self.cached];
+        self.cached_bytes -= c.len;
+        Some(c)
+    }
+}
+
+fn cache_limit() -> usize {
+    (policy::get(Opt::LargeCacheMb) as usize) << 20
+}
+
+/// Unmaps cache entries past the limits (decay, size), outside the lock.
+fn evict(keep_bytes: usize) {
+    let now = os::now_ms();
+    loop {
+        let victim = LARGE.lock().cache_evict_one(now, keep_bytes);
+        match victim {
+            // SAFETY: a cached mapping holds no live block and was removed from the cache.
+            Some(c) => unsafe { os::unmap(c.base as *mut u8, c.len) },
+            None => return,
+        }
+    }
+}
+
+/// Allocates a large block of `size` bytes aligned to `align`. The second value says whether
+/// the memory is known to be zero. Null (and errno ENOMEM) on failure.
+pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
+    let extra = if align > PAGE { align } else { 0 };
+    let len = match size.checked_add(PAGE - 1 + extra) {
+        Some(n) if n <= isize::MAX as usize => n & !(PAGE - 1),
+        _ => {
+            os::set_errno(libc::ENOMEM);
+            return (ptr::null_mut(), false);
+        }
+    };
+    let mut zero = false;
+    let mut got: Option<(usize, usize)> = None;
+    if extra == 0 && cache_limit() > 0 {
+        let c = LARGE.lock().cache_take(len);
+        if let Some(c) = c {
+            // SAFETY: `c` is a whole mapping of ours that nothing uses.
+            unsafe {
+                if c.len >= len {
+                    if c.len - len > len / 4 + (64 << 10) {
+                        os::unmap((c.base + len) as *mut u8, c.len - len);
+                        got = Some((c.base, len));
+                    } else {
+                        got = Some((c.base, c.len));
+                    }
+                } else {
+                    let q = os::remap(c.base as *mut u8, c.len, len);
+                    if q.is_null() {
+                        os::unmap(c.base as *mut u8, c.len);
+                    } else {
+                        got = Some((q as usize, len));
+                    }
+                }
+            }
+            if got.is_some() {
+                CACHE_HITS.fetch_add(1, Relaxed);
+            }
+        }
+    }
+    let (base, mlen) = match got {
+        Some(g) => g,
+        None => {
+            let m = os::map(len, false);
+            if m.is_null() {
+                os::set_errno(libc::ENOMEM);
+                return (ptr::null_mut(), false);
+            }
+            zero = true;
+            (m as usize, len)
+        }
+    };
+    let p = if extra > 0 { (base + align - 1) & !(align - 1) } else { base };
+    let ok = {
+        let mut l = LARGE.lock();
+        // SAFETY: the table is only touched under the lock.
+        unsafe { l.insert(Entry { ptr: p, base, len: mlen }) }
+    };
+    if !ok {
+        // SAFETY: the mapping was just made and was never handed out.
+        unsafe { os::unmap(base as *mut u8, mlen) };
+        os::set_errno(libc::ENOMEM);
+        return (ptr::null_mut(), false);
+    }
+    ALLOCS.fetch_add(1, Relaxed);
+    (p as *mut u8, zero)
+}
+
+/// Frees a large block; false if `p` is not one.
+pub fn free(p: *mut u8) -> bool {
+    let limit = cache_limit();
+    let e = {
+        let mut l = LARGE.lock();
+        // SAFETY: the table is only touched under the lock.
+        unsafe {
+            let Some(i) = l.find(p as usize) else { return false };
+            let e = l.remove_at(i);
+            if e.len <= limit / 2 && l.cached < CACHE_SLOTS {
+                let n = l.cached;
+                l.cache[n] = Cached { base: e.base, len: e.len, since: os::now_ms() };
+                l.cached += 1;
+                l.cached_bytes += e.len;
+                None
+            } else {
+                Some(e)
+            }
+        }
+    };
+    FREES.fetch_add(1, Relaxed);
+    match e {
+        // SAFETY: the entry was removed, so nothing else refers to its mapping.
+        Some(e) => unsafe { os::unmap(e.base as *mut u8, e.len) },
+        None => evict(limit),
+    }
+    true
+}
+
+/// Usable bytes of large block `p`, or None if it is not one.
+pub fn usable_size(p: *mut u8) -> Option<usize> {
+    let l = LARGE.lock();
+    // SAFETY: the table is only touched under the lock.
+    unsafe { l.find(p as usize).map(|i| *l.table.add(i)).map(|e| e.len - (e.ptr - e.base)) }
+}
+
+pub enum Realloc {
+    /// `p` is not a large block.
+    NotLarge,
+    /// Out of memory; the block is unchanged.
+    Failed,
+    /// An over-aligned block: the caller allocates, copies and frees.
+    Move,
+    Done(*mut u8),
+}
+
+/// Resizes large block `p` to `size` (> MAX_SMALL) in place or with mremap (no copying).
+pub fn realloc(p: *mut u8, size: usize) -> Realloc {
+    let Some(len) = size.checked_add(PAGE - 1).filter(|n| *n <= isize::MAX as usize).map(|n| n & !(PAGE - 1)) else {
+        let l = LARGE.lock();
+        // SAFETY: the table is only touched under the lock.
+        return match unsafe { l.find(p as usize) } {
+            Some(_) => {
+                os::set_errno(libc::ENOMEM);
+                Realloc::Failed
+            }
+            None => Realloc::NotLarge,
+        };
+    };
+    let e = {
+        let mut l = LARGE.lock();
+        // SAFETY: the table is only touched under the lock.
+        unsafe {
+            let Some(i) = l.find(p as usize) else { return Realloc::NotLarge };
+            let e = *l.table.add(i);
+            if e.ptr != e.base {
+                return Realloc::Move;
+            }
+            if len <= e.len && len * 2 >= e.len {
+                return Realloc::Done(p);
+            }
+            l.remove_at(i)
+        }
+    };
+    // SAFETY: the entry was removed; the mapping is ours alone until reinserted.
+    let q = unsafe { os::remap(e.base as *mut u8, e.len, len) };
+    let (ptr_, len_) = if q.is_null() { (e.base, e.len) } else { (q as usize, len) };
+    let ok = {
+        let mut l = LARGE.lock();
+        // SAFETY: as above.
+        unsafe { l.insert(Entry { ptr: ptr_, base: ptr_, len: len_ }) }
+    };
+    if q.is_null() || !ok {
+        os::set_errno(libc::ENOMEM);
+        return Realloc::Failed;
+    }
+    Realloc::Done(q)
+}
+
+/// Returns every cached mapping to the OS.
+pub fn trim() {
+    evict(0);
+    loop {
+        let c = {
+            let mut l = LARGE.lock();
+            if l.cached == 0 {
+                break;
+            }
+            l.cached -= 1;
+            let n = l.cached;
+            let c = l.cache[n];
+            l.cached_bytes -= c.len;
+            c
+        };
+        // SAFETY: removed from the cache; nothing refers to it.
+        unsafe { os::unmap(c.base as *mut u8, c.len) };
+    }
+}
+
+pub fn lock_for_fork() {
+    LARGE.raw_lock();
+}
+
+/// # Safety
+/// After `lock_for_fork`, in the parent or the child of fork.
+pub unsafe fn unlock_after_fork() {
+    LARGE.force_unlock();
+}

@@ -1,0 +1,27 @@
+//! hakmem-core: a general-purpose memory allocator that allocates from no heap but its own.
+//!
+//! Reading order: `size_class` → `tls` (thread cache) → `alloc` (fast paths and the API) →
+//! `heap` (refill, thread exit) → `slab` → `superslab` (registry, pool) → `os`; beside them
+//! `remote` (cross-thread frees), `large`, `policy`, `stats`, `check`, `init`.
+#![cfg_attr(not(test), no_std)]
+#![allow(clippy::missing_safety_doc)]
+
+pub mod alloc;
+pub mod check;
+pub mod heap;
+pub mod init;
+pub mod large;
+pub mod os;
+pub mod policy;
+pub mod remote;
+pub mod size_class;
+pub mod slab;
+pub mod stats;
+pub mod superslab;
+pub mod sync;
+pub mod tls;
+
+pub use alloc::*;
+
+#[cfg(test)]
+mod tests;

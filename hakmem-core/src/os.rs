@@ -1,0 +1,217 @@
+//! The OS layer: every system call hakmem makes goes through here and is counted.
+
+use core::fmt;
+use core::ptr;
+use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+pub const PAGE: usize = 4096;
+
+pub static MMAP_CALLS: AtomicUsize = AtomicUsize::new(0);
+pub static MUNMAP_CALLS: AtomicUsize = AtomicUsize::new(0);
+pub static MADVISE_CALLS: AtomicUsize = AtomicUsize::new(0);
+pub static MREMAP_CALLS: AtomicUsize = AtomicUsize::new(0);
+pub static MAPPED: AtomicUsize = AtomicUsize::new(0);
+pub static PEAK_MAPPED: AtomicUsize = AtomicUsize::new(0);
+
+fn add_mapped(len: usize) {
+    let now = MAPPED.fetch_add(len, Relaxed) + len;
+    PEAK_MAPPED.fetch_max(now, Relaxed);
+}
+
+fn sub_mapped(len: usize) {
+    MAPPED.fetch_sub(len, Relaxed);
+}
+
+/// Maps `len` bytes of fresh zeroed memory, or returns null.
+pub fn map(len: usize, populate: bool) -> *mut u8 {
+    let flags = libc::MAP_PRIVATE
+        | libc::MAP_ANONYMOUS
+        | libc::MAP_NORESERVE
+        | if populate { libc::MAP_POPULATE } else { 0 };
+    MMAP_CALLS.fetch_add(1, Relaxed);
+    // SAFETY: an anonymous mapping at an address of the kernel's choosing touches no existing memory.
+    let p = unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
+    if p == libc::MAP_FAILED {
+        return ptr::null_mut();
+    }
+    add_mapped(len);
+    p as *mut u8
+}
+
+/// Maps `len` bytes aligned to `align` (a power of two, at least a page), or returns null.
+pub fn map_aligned(len: usize, align: usize, populate: bool) -> *mut u8 {
+    let p = map(len, populate);
+    if p.is_null() || (p as usize) & (align - 1) == 0 {
+        return p;
+    }
+    // SAFETY: `p` is the mapping of `len` bytes made just above and nothing else refers to it.
+    unsafe { unmap(p, len) };
+    let Some(over) = len.checked_add(align) else { return ptr::null_mut() };
+    let raw = map(over, false);
+    if raw.is_null() {
+        return raw;
+    }
+    let start = (raw as usize + align - 1) & !(align - 1);
+    let head = start - raw as usize;
+    let tail = over - head - len;
+    // SAFETY: the head and tail ranges lie inside the fresh mapping `raw` and are not handed out.
+    unsafe {
+        if head > 0 {
+            unmap(raw, head);
+        }
+        if tail > 0 {
+            unmap((start + len) as *mut u8, tail);
+        }
+    }
+    if populate {
+        // SAFETY: the range is the mapping kept above.
+        unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_WILLNEED) };
+    }
+    start as *mut u8
+}
+
+/// # Safety
+/// `p..p+len` must be a mapping (or part of one) made by this module that nothing uses any more.
+pub unsafe fn unmap(p: *mut u8, len: usize) {
+    MUNMAP_CALLS.fetch_add(1, Relaxed);
+    if libc::munmap(p as *mut libc::c_void, len) == 0 {
+        sub_mapped(len);
+    }
+}
+
+/// Grows or shrinks a mapping, possibly moving it; returns null on failure (the old mapping stays).
+///
+/// # Safety
+/// `p..p+old` must be a whole mapping made by this module.
+pub unsafe fn remap(p: *mut u8, old: usize, new: usize) -> *mut u8 {
+    MREMAP_CALLS.fetch_add(1, Relaxed);
+    let q = libc::mremap(p as *mut libc::c_void, old, new, libc::MREMAP_MAYMOVE);
+    if q == libc::MAP_FAILED {
+        return ptr::null_mut();
+    }
+    if new > old {
+        add_mapped(new - old);
+    } else {
+        sub_mapped(old - new);
+    }
+    q as *mut u8
+}
+
+/// How freed memory is returned to the OS.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum PurgeKind {
+    DontNeed,
+    Free,
+    None,
+}
+
+/// Returns the pages of `p..p+len` to the OS; the range stays mapped and reads as zero
+/// (`DontNeed`) or as either old contents or zero (`Free`).
+///
+/// # Safety
+/// The range must be page-aligned, inside a mapping of this module, and hold no live block.
+pub unsafe fn purge(p: *mut u8, len: usize, kind: PurgeKind) {
+    let advice = match kind {
+        PurgeKind::DontNeed => libc::MADV_DONTNEED,
+        PurgeKind::Free => libc::MADV_FREE,
+        PurgeKind::None => return,
+    };
+    MADVISE_CALLS.fetch_add(1, Relaxed);
+    libc::madvise(p as *mut libc::c_void, len, advice);
+}
+
+/// Milliseconds of a coarse monotonic clock (a vDSO read, no system call).
+pub fn now_ms() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid out-parameter.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+pub fn set_errno(e: i32) {
+    // SAFETY: __errno_location returns this thread's errno slot.
+    unsafe { *libc::__errno_location() = e };
+}
+
+pub fn errno() -> i32 {
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() }
+}
+
+pub fn write_stderr(bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: writing from a valid slice to fd 2.
+        let n = unsafe { libc::write(2, rest.as_ptr() as *const libc::c_void, rest.len()) };
+        if n <= 0 {
+            return;
+        }
+        rest = &rest[n as usize..];
+    }
+}
+
+pub fn abort() -> ! {
+    // SAFETY: abort never returns and needs no preconditions.
+    unsafe { libc::abort() }
+}
+
+/// A fixed-size text buffer that never allocates; text past its end is dropped.
+pub struct StackBuf<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> StackBuf<N> {
+    pub const fn new() -> Self {
+        StackBuf { buf: [0; N], len: 0 }
+    }
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl<const N: usize> Default for StackBuf<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> fmt::Write for StackBuf<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(N - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// `eprint!` without allocating: formats into a stack buffer and writes it to fd 2 in one call.
+#[macro_export]
+macro_rules! hk_eprint {
+    ($($arg:tt)*) => {{
+        let mut b = $crate::os::StackBuf::<1024>::new();
+        let _ = core::fmt::Write::write_fmt(&mut b, format_args!($($arg)*));
+        $crate::os::write_stderr(b.as_bytes());
+    }};
+}
+
+/// Reads a small file (e.g. /proc/self/status) into `buf` without allocating; returns the length.
+pub fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
+    // SAFETY: `path` is NUL-terminated; the fd is closed before returning.
+    unsafe {
+        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return 0;
+        }
+        let mut len = 0;
+        while len < buf.len() {
+            let n = libc::read(fd, buf[len..].as_mut_ptr() as *mut libc::c_void, buf.len() - len);
+            if n <= 0 {
+                break;
+            }
+            len += n as usize;
+        }
+        libc::close(fd);
+        len
+    }
+}

@@ -1,0 +1,43 @@
+//! Frees from a thread that does not own the slab: one CAS onto the slab's `thread_free` stack,
+//! and, the first time since the owner last looked, one CAS to queue the slab on its heap.
+//! The owner never takes a lock for these, and the freeing thread never touches its lists.
+
+use crate::heap::{self, Heap};
+use crate::slab::{Block, Slab, NOTIFIED};
+use crate::tls::ThreadCache;
+use core::sync::atomic::Ordering::*;
+
+/// # Safety
+/// `a` is a live block of `s` (validated by the caller) and `tc` is this thread's cache.
+#[inline(never)]
+pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize) {
+    // The heap is read while the block is still live: the slab cannot change owners before
+    // this block is collected, and it cannot be collected before the push below.
+    let heap: *mut Heap = (*s).heap.load(Acquire);
+    if heap == heap::shared_ptr() && crate::policy::checked() {
+        crate::check::free_checked(s, a);
+        return;
+    }
+    let b = a as *mut Block;
+    let tf = &(*s).thread_free;
+    let mut old = tf.load(Relaxed);
+    loop {
+        (*b).next = (old & !NOTIFIED) as *mut Block;
+        match tf.compare_exchange_weak(old, a | NOTIFIED, Release, Relaxed) {
+            Ok(_) => break,
+            Err(x) => old = x,
+        }
+    }
+    if old & NOTIFIED == 0 {
+        let q = &(*heap).remote_slabs;
+        let mut head = q.load(Relaxed);
+        loop {
+            (*s).next_remote.store(head, Relaxed);
+            match q.compare_exchange_weak(head, s, Release, Relaxed) {
+                Ok(_) => break,
+                Err(x) => head = x,
+            }
+        }
+    }
+    (*tc).remote_frees[(*s).class as usize] += 1;
+}

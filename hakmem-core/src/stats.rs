@@ -1,0 +1,228 @@
+//! Statistics. Counting costs the fast path one increment in the thread's own bin (the same
+//! cache line it already touches), whether statistics are printed or not; everything else is
+//! counted on slow paths. Totals are gathered on demand from every heap.
+
+use crate::heap::{self, Heap};
+use crate::large;
+use crate::os;
+use crate::policy::{self, Opt};
+use crate::size_class::{class_size, NUM_CLASSES};
+use crate::superslab::{self, POOL};
+use core::fmt::{self, Write};
+use core::ptr::read_volatile;
+use core::sync::atomic::Ordering::Relaxed;
+
+#[derive(Clone, Copy, Default)]
+pub struct ClassCounts {
+    pub allocs: u64,
+    pub frees: u64,
+    pub remote_frees: u64,
+}
+
+pub struct Totals {
+    pub classes: [ClassCounts; NUM_CLASSES],
+    pub allocs: u64,
+    pub frees: u64,
+    pub remote_frees: u64,
+    pub large_allocs: u64,
+    pub large_frees: u64,
+    pub large_cache_hits: u64,
+    pub mmap_calls: u64,
+    pub munmap_calls: u64,
+    pub madvise_calls: u64,
+    pub mremap_calls: u64,
+    pub mapped_bytes: u64,
+    pub peak_mapped_bytes: u64,
+    pub peak_rss_bytes: u64,
+    pub superslabs_mapped: u64,
+    pub superslabs_reused: u64,
+    pub slabs_in_use: u64,
+    pub slabs_acquired: u64,
+    pub slabs_reused: u64,
+    pub heaps: u64,
+}
+
+/// Adds one heap's counters: its accumulated totals, and the live TLS counters of the thread
+/// attached to it (read racily; each is a single word written only by that thread).
+unsafe fn add_heap(t: &mut Totals, h: *const Heap) {
+    for c in 0..NUM_CLASSES {
+        let k = &mut t.classes[c];
+        k.allocs += read_volatile(&(*h).stat_allocs[c]);
+        k.frees += read_volatile(&(*h).stat_frees[c]);
+        k.remote_frees += read_volatile(&(*h).stat_remote[c]);
+        if read_volatile(&(*h).attached) {
+            let bins = read_volatile(&(*h).bins);
+            let rc = read_volatile(&(*h).remote_ctr);
+            if !bins.is_null() {
+                k.allocs += read_volatile(&(*bins)[c].allocs);
+                k.frees += read_volatile(&(*bins)[c].frees);
+            }
+            if !rc.is_null() {
+                k.remote_frees += read_volatile(&(*rc)[c]);
+            }
+        }
+    }
+}
+
+pub fn collect() -> Totals {
+    let mut t = Totals {
+        classes: [ClassCounts::default(); NUM_CLASSES],
+        allocs: 0,
+        frees: 0,
+        remote_frees: 0,
+        large_allocs: large::ALLOCS.load(Relaxed) as u64,
+        large_frees: large::FREES.load(Relaxed) as u64,
+        large_cache_hits: large::CACHE_HITS.load(Relaxed) as u64,
+        mmap_calls: os::MMAP_CALLS.load(Relaxed) as u64,
+        munmap_calls: os::MUNMAP_CALLS.load(Relaxed) as u64,
+        madvise_calls: os::MADVISE_CALLS.load(Relaxed) as u64,
+        mremap_calls: os::MREMAP_CALLS.load(Relaxed) as u64,
+        mapped_bytes: os::MAPPED.load(Relaxed) as u64,
+        peak_mapped_bytes: os::PEAK_MAPPED.load(Relaxed) as u64,
+        peak_rss_bytes: peak_rss(),
+        superslabs_mapped: superslab::SS_MAPPED.load(Relaxed) as u64,
+        superslabs_reused: superslab::SS_REUSED.load(Relaxed) as u64,
+        slabs_in_use: superslab::SLABS_IN_USE.load(Relaxed) as u64,
+        slabs_acquired: superslab::SLABS_ACQUIRED.load(Relaxed) as u64,
+        slabs_reused: superslab::SLABS_REUSED.load(Relaxed) as u64,
+        heaps: 0,
+    };
+    {
+        let p = POOL.lock();
+        let mut h = p.all_heaps;
+        while !h.is_null() {
+            // SAFETY: heaps are never freed; the registry is read under the pool lock.
+            unsafe {
+                add_heap(&mut t, h);
+                h = (*h).next_all;
+            }
+            t.heaps += 1;
+        }
+    }
+    // SAFETY: the shared heap is a static; its counters are plain words.
+    unsafe { add_heap(&mut t, heap::shared_ptr()) };
+    for k in &t.classes {
+        t.allocs += k.allocs;
+        t.frees += k.frees + k.remote_frees;
+        t.remote_frees += k.remote_frees;
+    }
+    t.allocs += t.large_allocs;
+    t.frees += t.large_frees;
+    t
+}
+
+/// Peak resident set (VmHWM) from /proc/self/status, in bytes.
+pub fn peak_rss() -> u64 {
+    let mut buf = [0u8; 4096];
+    let n = os::read_file(c"/proc/self/status", &mut buf);
+    let text = &buf[..n];
+    let key = b"VmHWM:";
+    let Some(i) = text.windows(key.len()).position(|w| w == key) else { return 0 };
+    let kb = text[i + key.len()..]
+        .iter()
+        .skip_while(|c| **c == b' ' || **c == b'\t')
+        .take_while(|c| c.is_ascii_digit())
+        .fold(0u64, |a, d| a * 10 + (d - b'0') as u64);
+    kb * 1024
+}
+
+pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
+    write!(
+        w,
+        "{{\"hakmem\":\"{}\",\"allocs\":{},\"frees\":{},\"remote_frees\":{},\"large_allocs\":{},\
+         \"large_frees\":{},\"large_cache_hits\":{},\"mmap_calls\":{},\"munmap_calls\":{},\
+         \"madvise_calls\":{},\"mremap_calls\":{},\"mapped_bytes\":{},\"peak_mapped_bytes\":{},\
+         \"peak_rss_bytes\":{},\"superslabs_mapped\":{},\"superslabs_reused\":{},\"slabs_in_use\":{},\
+         \"slabs_acquired\":{},\"slabs_reused\":{},\"heaps\":{},\"classes\":[",
+        crate::init::VERSION,
+        t.allocs,
+        t.frees,
+        t.remote_frees,
+        t.large_allocs,
+        t.large_frees,
+        t.large_cache_hits,
+        t.mmap_calls,
+        t.munmap_calls,
+        t.madvise_calls,
+        t.mremap_calls,
+        t.mapped_bytes,
+        t.peak_mapped_bytes,
+        t.peak_rss_bytes,
+        t.superslabs_mapped,
+        t.superslabs_reused,
+        t.slabs_in_use,
+        t.slabs_acquired,
+        t.slabs_reused,
+        t.heaps
+    )?;
+    let mut first = true;
+    for (c, k) in t.classes.iter().enumerate() {
+        if k.allocs == 0 && k.frees == 0 && k.remote_frees == 0 {
+            continue;
+        }
+        if !first {
+            w.write_char(',')?;
+        }
+        first = false;
+        write!(
+            w,
+            "{{\"size\":{},\"allocs\":{},\"frees\":{},\"remote_frees\":{}}}",
+            class_size(c),
+            k.allocs,
+            k.frees,
+            k.remote_frees
+        )?;
+    }
+    w.write_str("]}\n")
+}
+
+pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
+    let ops = (t.allocs + t.frees).max(1);
+    let sys = t.mmap_calls + t.munmap_calls + t.madvise_calls + t.mremap_calls;
+    writeln!(w, "hakmem {} statistics", crate::init::VERSION)?;
+    writeln!(w, "  {:>10} {:>14} {:>14} {:>14}", "class", "allocs", "frees", "remote frees")?;
+    for (c, k) in t.classes.iter().enumerate() {
+        if k.allocs != 0 || k.frees != 0 || k.remote_frees != 0 {
+            writeln!(w, "  {:>10} {:>14} {:>14} {:>14}", class_size(c), k.allocs, k.frees, k.remote_frees)?;
+        }
+    }
+    writeln!(w, "  {:>10} {:>14} {:>14} {:>14}", "large", t.large_allocs, t.large_frees, 0)?;
+    writeln!(w, "  {:>10} {:>14} {:>14} {:>14}", "total", t.allocs, t.frees, t.remote_frees)?;
+    writeln!(
+        w,
+        "  superslabs: {} mapped, {} reused; slabs: {} in use, {} acquired, {} reused; heaps: {}",
+        t.superslabs_mapped, t.superslabs_reused, t.slabs_in_use, t.slabs_acquired, t.slabs_reused, t.heaps
+    )?;
+    writeln!(w, "  large blocks: {} allocated, {} cache hits", t.large_allocs, t.large_cache_hits)?;
+    writeln!(
+        w,
+        "  system calls: mmap {}, munmap {}, madvise {}, mremap {}; {:.6} per operation",
+        t.mmap_calls,
+        t.munmap_calls,
+        t.madvise_calls,
+        t.mremap_calls,
+        sys as f64 / ops as f64
+    )?;
+    writeln!(
+        w,
+        "  memory: {} bytes mapped now, peak mapped {} bytes, peak resident {} bytes",
+        t.mapped_bytes, t.peak_mapped_bytes, t.peak_rss_bytes
+    )
+}
+
+/// Prints the statistics as HAKMEM_STATS asks (nothing when it is 0). Called at process exit.
+pub fn report_at_exit() {
+    let mode = policy::get(Opt::Stats);
+    if mode == 0 {
+        return;
+    }
+    print(mode == 2);
+}
+
+/// Prints the statistics on stderr, as one JSON line or as a table.
+pub fn print(json: bool) {
+    let t = collect();
+    let mut b = os::StackBuf::<8192>::new();
+    let _ = if json { write_json(&mut b, &t) } else { write_text(&mut b, &t) };
+    os::write_stderr(b.as_bytes());
+}

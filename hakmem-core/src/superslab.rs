@@ -1,0 +1,357 @@
+//! SuperSlabs: naturally aligned regions (2 MiB by default) carved into equal slabs of one kind,
+//! the registry that says in O(1) whether an address lies in one, and the global pool of free
+//! slabs and empty SuperSlabs shared by all threads.
+//!
+//! Layout: a 64-byte header, the slab descriptors, the checked-mode bitmaps, then (page-aligned)
+//! the blocks of slab 0; slab `i > 0` starts at `i << slab_shift`. A SuperSlab is never unmapped
+//! (its pages are purged instead), so a stale pointer into one never faults.
+
+use crate::heap::Heap;
+use crate::os::{self, PurgeKind, PAGE};
+use crate::policy;
+use crate::size_class::{KIND_BIG, KIND_MEDIUM, MEDIUM_SLAB_SHIFT, NUM_KINDS, SMALL_SLAB_SHIFT};
+use crate::slab::{Slab, SlabList, IN_POOL};
+use crate::sync::Mutex;
+use core::mem::size_of;
+use core::ptr;
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+
+/// Registry granularity: one bit per 1 MiB chunk of the 47-bit user address space (16 MiB of
+/// zero pages in .bss, touched only where SuperSlabs live).
+const CHUNK_SHIFT: usize = 20;
+const MAP_CHUNKS: usize = 1 << (47 - CHUNK_SHIFT);
+static REGISTRY: [AtomicU64; MAP_CHUNKS / 64] = [const { AtomicU64::new(0) }; MAP_CHUNKS / 64];
+
+/// log2 of the SuperSlab size, fixed at initialisation from HAKMEM_SUPERSLAB_MB.
+pub static SS_SHIFT: AtomicUsize = AtomicUsize::new(21);
+pub const MIN_SS_SHIFT: usize = CHUNK_SHIFT;
+pub const MAX_SS_SHIFT: usize = 24;
+
+/// Whether `a` lies inside a SuperSlab.
+#[inline(always)]
+pub fn contains(a: usize) -> bool {
+    let i = a >> CHUNK_SHIFT;
+    if i >= MAP_CHUNKS {
+        return false;
+    }
+    // SAFETY: `i < MAP_CHUNKS`, so the word index is in bounds.
+    let w = unsafe { REGISTRY.get_unchecked(i >> 6) }.load(Relaxed);
+    w & (1u64 << (i & 63)) != 0
+}
+
+fn register(base: usize, len: usize) {
+    let mut i = base >> CHUNK_SHIFT;
+    let end = (base + len) >> CHUNK_SHIFT;
+    while i < end {
+        REGISTRY[i >> 6].fetch_or(1u64 << (i & 63), Release);
+        i += 1;
+    }
+}
+
+#[repr(C, align(64))]
+pub struct SuperSlab {
+    pub kind: u8,
+    pub slab_shift: u8,
+    pub nslabs: u16,
+    pub in_use: u16,
+    pub first_offset: u32,
+    pub next: *mut SuperSlab,
+    pub empty_since: u64,
+    pub purged: bool,
+}
+
+const HEADER: usize = 64;
+const CHECK_BITS_BYTES: usize = 512; // 4096 blocks: the most any slab holds (64 KiB / 16 B)
+
+#[inline(always)]
+pub fn ss_size() -> usize {
+    1 << SS_SHIFT.load(Relaxed)
+}
+
+/// The descriptor of the slab that holds address `a` (which must satisfy `contains`).
+#[inline(always)]
+pub fn slab_of(a: usize) -> *mut Slab {
+    let ss = a & !(ss_size() - 1);
+    // SAFETY: `a` is inside a registered SuperSlab, whose header stays mapped forever.
+    let shift = unsafe { (*(ss as *const SuperSlab)).slab_shift };
+    (ss + HEADER + ((a - ss) >> shift) * size_of::<Slab>()) as *mut Slab
+}
+
+fn slab_at(ss: *mut SuperSlab, i: usize) -> *mut Slab {
+    (ss as usize + HEADER + i * size_of::<Slab>()) as *mut Slab
+}
+
+pub fn superslab_of(s: *const Slab) -> *mut SuperSlab {
+    (s as usize & !(ss_size() - 1)) as *mut SuperSlab
+}
+
+fn max_slabs() -> usize {
+    ss_size() >> SMALL_SLAB_SHIFT
+}
+
+fn first_offset() -> usize {
+    let mut h = HEADER + max_slabs() * size_of::<Slab>();
+    if policy::checked() {
+        h += max_slabs() * CHECK_BITS_BYTES;
+    }
+    (h + PAGE - 1) & !(PAGE - 1)
+}
+
+/// Bytes a slab of `s`'s SuperSlab spans for its blocks.
+///
+/// # Safety
+/// `s` is a slab descriptor inside a formatted SuperSlab.
+pub unsafe fn slab_bytes(s: *const Slab) -> usize {
+    let ss = superslab_of(s);
+    let len = 1usize << (*ss).slab_shift;
+    if (*s).index == 0 {
+        len - (*ss).first_offset as usize
+    } else {
+        len
+    }
+}
+
+/// The global pool: free slabs per kind, empty SuperSlabs, and the heap registry.
+pub struct Pool {
+    free_slabs: [SlabList; NUM_KINDS],
+    empty_ss: *mut SuperSlab,
+    pub all_heaps: *mut Heap,
+    pub dead_heaps: *mut Heap,
+    meta_cur: usize,
+    meta_end: usize,
+    last_purge: u64,
+}
+
+// SAFETY: the raw pointers are only used under the pool's lock.
+unsafe impl Send for Pool {}
+
+pub static POOL: Mutex<Pool> = Mutex::new(Pool {
+    free_slabs: [const { SlabList::new() }; NUM_KINDS],
+    empty_ss: ptr::null_mut(),
+    all_heaps: ptr::null_mut(),
+    dead_heaps: ptr::null_mut(),
+    meta_cur: 0,
+    meta_end: 0,
+    last_purge: 0,
+});
+
+pub static SS_MAPPED: AtomicUsize = AtomicUsize::new(0);
+pub static SS_REUSED: AtomicUsize = AtomicUsize::new(0);
+pub static SLABS_IN_USE: AtomicUsize = AtomicUsize::new(0);
+pub static SLABS_ACQUIRED: AtomicUsize = AtomicUsize::new(0);
+pub static SLABS_REUSED: AtomicUsize = AtomicUsize::new(0);
+
+/// Takes a free slab of `kind` (from the pool, an empty SuperSlab, or a new one); null if out of memory.
+pub fn acquire_slab(kind: usize) -> *mut Slab {
+    let mut p = POOL.lock();
+    // SAFETY: the pool lock is held; every slab and SuperSlab in it is mapped.
+    unsafe {
+        let s = p.free_slabs[kind].pop();
+        if !s.is_null() {
+            (*superslab_of(s)).in_use += 1;
+            (*s).flags = 0;
+            SLABS_REUSED.fetch_add(1, Relaxed);
+            return took(s);
+        }
+        let ss = p.take_empty_ss(kind);
+        let ss = if ss.is_null() {
+            drop(p);
+            let fresh = os::map_aligned(ss_size(), ss_size(), false) as *mut SuperSlab;
+            if fresh.is_null() {
+                return ptr::null_mut();
+            }
+            SS_MAPPED.fetch_add(1, Relaxed);
+            register(fresh as usize, ss_size());
+            p = POOL.lock();
+            fresh
+        } else {
+            SS_REUSED.fetch_add(1, Relaxed);
+            ss
+        };
+        let first = p.format(ss, kind);
+        took(first)
+    }
+}
+
+fn took(s: *mut Slab) -> *mut Slab {
+    SLABS_IN_USE.fetch_add(1, Relaxed);
+    SLABS_ACQUIRED.fetch_add(1, Relaxed);
+    s
+}
+
+/// Returns an empty slab (no live block, no pending remote free) to the pool.
+///
+/// # Safety
+/// `s` is in no list, and no thread will touch its blocks or descriptor again until reacquired.
+pub unsafe fn release_slab(s: *mut Slab) {
+    SLABS_IN_USE.fetch_sub(1, Relaxed);
+    let mut p = POOL.lock();
+    (*s).span = 0; // a stale free of one of its blocks is now reported, not accepted
+    (*s).heap.store(ptr::null_mut(), Relaxed);
+    (*s).local_free = ptr::null_mut();
+    (*s).flags = IN_POOL;
+    let ss = superslab_of(s);
+    let now = os::now_ms();
+    (*ss).in_use -= 1;
+    if (*ss).in_use == 0 {
+        for i in 0..(*ss).nslabs as usize {
+            let t = slab_at(ss, i);
+            if t != s {
+                p.free_slabs[(*ss).kind as usize].remove(t);
+            }
+        }
+        (*ss).empty_since = now;
+        (*ss).purged = false;
+        (*ss).next = p.empty_ss;
+        p.empty_ss = ss;
+    } else {
+        (*s).empty_since = now;
+        (*s).purged = false;
+        p.free_slabs[(*ss).kind as usize].push(s);
+    }
+    p.maybe_purge(now, false);
+}
+
+/// Returns every free page to the OS now (`malloc_trim`, `hakmem_trim`).
+pub fn trim() {
+    let mut p = POOL.lock();
+    // SAFETY: the pool lock is held; every listed slab and SuperSlab is free and mapped.
+    unsafe { p.maybe_purge(os::now_ms(), true) };
+}
+
+/// Maps `n` SuperSlabs ahead of use, faulted in (HAKMEM_PREWARM).
+pub fn prewarm(n: usize) {
+    for _ in 0..n {
+        let ss = os::map_aligned(ss_size(), ss_size(), true) as *mut SuperSlab;
+        if ss.is_null() {
+            return;
+        }
+        SS_MAPPED.fetch_add(1, Relaxed);
+        register(ss as usize, ss_size());
+        let mut p = POOL.lock();
+        // SAFETY: `ss` is a fresh SuperSlab; the pool lock is held.
+        unsafe {
+            (*ss).in_use = 0;
+            (*ss).nslabs = 0;
+            (*ss).kind = u8::MAX;
+            (*ss).purged = true; // nothing to purge: keep it warm
+            (*ss).next = p.empty_ss;
+        }
+        p.empty_ss = ss;
+    }
+}
+
+impl Pool {
+    unsafe fn take_empty_ss(&mut self, kind: usize) -> *mut SuperSlab {
+        let any_kind = policy::get(policy::Opt::SlabReuse) != 0;
+        let mut link: *mut *mut SuperSlab = &mut self.empty_ss;
+        while !(*link).is_null() {
+            let ss = *link;
+            if any_kind || (*ss).kind as usize == kind || (*ss).kind == u8::MAX {
+                *link = (*ss).next;
+                return ss;
+            }
+            link = &mut (*ss).next;
+        }
+        ptr::null_mut()
+    }
+
+    /// Formats `ss` for slabs of `kind`, puts all but slab 0 in the pool, and returns slab 0.
+    unsafe fn format(&mut self, ss: *mut SuperSlab, kind: usize) -> *mut Slab {
+        let shift = match kind {
+            KIND_MEDIUM => MEDIUM_SLAB_SHIFT as usize,
+            KIND_BIG => SS_SHIFT.load(Relaxed),
+            _ => SMALL_SLAB_SHIFT as usize,
+        };
+        let n = ss_size() >> shift;
+        let first = first_offset();
+        (*ss).kind = kind as u8;
+        (*ss).slab_shift = shift as u8;
+        (*ss).nslabs = n as u16;
+        (*ss).in_use = 1;
+        (*ss).first_offset = first as u32;
+        (*ss).next = ptr::null_mut();
+        let bits_base = ss as usize + HEADER + max_slabs() * size_of::<Slab>();
+        for i in 0..n {
+            let s = slab_at(ss, i);
+            ptr::write_bytes(s, 0, 1);
+            (*s).index = i as u8;
+            (*s).kind = kind as u8;
+            (*s).start = ss as usize + if i == 0 { first } else { i << shift };
+            (*s).purged = (*ss).purged;
+            if policy::checked() {
+                (*s).check_bits = (bits_base + i * CHECK_BITS_BYTES) as *mut u64;
+            }
+            if i > 0 {
+                (*s).flags = IN_POOL;
+                self.free_slabs[kind].push(s);
+            }
+        }
+        slab_at(ss, 0)
+    }
+
+    /// Purges free slabs and empty SuperSlabs that have been unused for the purge delay
+    /// (all of them when `force`). One madvise per slab or SuperSlab, never per block.
+    unsafe fn maybe_purge(&mut self, now: u64, force: bool) {
+        let kind = policy::purge_kind();
+        if kind == PurgeKind::None && !force {
+            return;
+        }
+        let kind = if kind == PurgeKind::None { PurgeKind::DontNeed } else { kind };
+        let delay = policy::get(policy::Opt::PurgeDelayMs) as u64;
+        if !force && delay > 0 && now.saturating_sub(self.last_purge) < delay.div_ceil(2) {
+            return;
+        }
+        self.last_purge = now;
+        let mut ss = self.empty_ss;
+        while !ss.is_null() {
+            if !(*ss).purged && (force || now.saturating_sub((*ss).empty_since) >= delay) {
+                let first = (*ss).first_offset as usize;
+                os::purge((ss as usize + first) as *mut u8, ss_size() - first, kind);
+                (*ss).purged = true;
+            }
+            ss = (*ss).next;
+        }
+        for list in &self.free_slabs {
+            let mut s = list.head;
+            while !s.is_null() {
+                if !(*s).purged && (force || now.saturating_sub((*s).empty_since) >= delay) {
+                    os::purge((*s).start as *mut u8, slab_bytes(s), kind);
+                    (*s).purged = true;
+                }
+                s = (*s).next;
+            }
+        }
+    }
+
+    /// Zeroed metadata memory (heaps), never returned.
+    pub fn alloc_meta(&mut self, size: usize) -> *mut u8 {
+        let size = (size + 63) & !63;
+        if self.meta_cur + size > self.meta_end {
+            let chunk = size.max(256 << 10);
+            let m = os::map(chunk, false);
+            if m.is_null() {
+                return m;
+            }
+            self.meta_cur = m as usize;
+            self.meta_end = m as usize + chunk;
+        }
+        let p = self.meta_cur as *mut u8;
+        self.meta_cur += size;
+        p
+    }
+}
+
+/// Counts of free slabs and empty SuperSlabs (statistics).
+pub fn pool_counts() -> (usize, usize) {
+    let p = POOL.lock();
+    let slabs = p.free_slabs.iter().map(|l| l.len).sum();
+    let mut n = 0;
+    let mut ss = p.empty_ss;
+    while !ss.is_null() {
+        n += 1;
+        // SAFETY: empty SuperSlabs stay mapped; the lock is held.
+        ss = unsafe { (*ss).next };
+    }
+    (slabs, n)
+}

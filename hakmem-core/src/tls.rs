@@ -1,0 +1,66 @@
+//! Per-thread state in the initial-exec TLS model.
+//!
+//! Stable Rust's `thread_local!` compiles to the global-dynamic model in a shared library: a call
+//! to `__tls_get_addr` on every access, which may itself call malloc. We declare one TLS symbol in
+//! `.tbss` with `global_asm!` and read its address as `%fs:0 + GOTTPOFF(symbol)`, which is what C
+//! compilers emit for `__thread` with `-ftls-model=initial-exec`. The block starts zeroed, and a
+//! zeroed `ThreadCache` is a valid empty cache (every bin empty), so the fast path needs no check.
+
+use crate::heap::Heap;
+use crate::size_class::NUM_CLASSES;
+use crate::slab::{Block, Slab};
+
+/// One size class of a thread: the free list of its current slab, and counters.
+#[repr(C)]
+pub struct Bin {
+    pub free: *mut Block,
+    pub slab: *mut Slab,
+    pub allocs: u64,
+    pub frees: u64,
+}
+
+pub const STATE_NEW: usize = 0;
+pub const STATE_ACTIVE: usize = 1;
+/// The thread ran its exit handler: later calls are served by the shared heap.
+pub const STATE_DEAD: usize = 2;
+
+#[repr(C, align(64))]
+pub struct ThreadCache {
+    pub bins: [Bin; NUM_CLASSES],
+    pub remote_frees: [u64; NUM_CLASSES],
+    pub heap: *mut Heap,
+    pub state: usize,
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+compile_error!("hakmem's initial-exec TLS access is written for x86_64 only");
+
+core::arch::global_asm!(
+    ".pushsection .tbss,\"awT\",@nobits",
+    ".p2align 6",
+    ".globl __hakmem_tls",
+    ".hidden __hakmem_tls",
+    ".type __hakmem_tls,@object",
+    ".size __hakmem_tls, {size}",
+    "__hakmem_tls:",
+    ".skip {size}",
+    ".popsection",
+    size = const core::mem::size_of::<ThreadCache>(),
+);
+
+/// This thread's cache. Valid for the whole life of the thread, zeroed at its start.
+#[inline(always)]
+pub fn thread_cache() -> *mut ThreadCache {
+    let p: *mut ThreadCache;
+    // SAFETY: reads the thread pointer (%fs:0 holds its own address on x86_64 glibc) and the
+    // TLS offset the dynamic linker stored in our GOT; both are constant for the thread.
+    unsafe {
+        core::arch::asm!(
+            "movq %fs:0, {p}",
+            "addq __hakmem_tls@GOTTPOFF(%rip), {p}",
+            p = out(reg) p,
+            options(att_syntax, pure, readonly, nostack, preserves_flags)
+        );
+    }
+    p
+}

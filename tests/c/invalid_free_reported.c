@@ -1,0 +1,69 @@
+/* Negative test, driven by tests/run_c_tests.sh, hakmem only.
+ * Promise: a pointer the allocator never handed out is refused with a clear message instead of
+ * corrupting memory. One case per run, chosen by argv[1]:
+ *   stack            free() of a stack address
+ *   interior         free(p + 8) for a 64-byte block p
+ *   realloc_stack    realloc() of a stack address
+ *   usable_interior  malloc_usable_size(p + 8) for a 64-byte block p
+ * Expected with hakmem: a line on stderr containing "hakmem", "invalid pointer" and the address
+ * (printed on stdout as "target=0x..." before the call); then SIGABRT by default, or, with
+ * HAKMEM_INVALID_FREE=report, the program carries on (prints "continued" and exits 0). */
+#include "hk_test.h"
+
+static void (*volatile p_free)(void *) = free;
+static void *(*volatile p_realloc)(void *, size_t) = realloc;
+static size_t (*volatile p_usable)(void *) = malloc_usable_size;
+
+static void announce(void *t) {
+    printf("target=%p\n", t);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s stack|interior|realloc_stack|usable_interior\n", argv[0]);
+        return 2;
+    }
+    const char *mode = argv[1];
+    _Alignas(64) char stackbuf[256];
+    memset(stackbuf, 0x33, sizeof stackbuf);
+    char *stack_target = (char *)hk_opaque(stackbuf + 64);
+    unsigned char *p = malloc(64);
+    REQUIRE(p != NULL, "malloc(64) failed");
+    hk_fill(p, 64, 64);
+    void *q = malloc(64); /* a neighbour */
+    REQUIRE(q != NULL, "malloc(64) failed");
+    hk_fill(q, 64, 65);
+
+    if (!strcmp(mode, "stack")) {
+        announce(stack_target);
+        p_free(stack_target);
+    } else if (!strcmp(mode, "interior")) {
+        announce(p + 8);
+        p_free(p + 8);
+    } else if (!strcmp(mode, "realloc_stack")) {
+        announce(stack_target);
+        void *r = p_realloc(stack_target, 100);
+        printf("realloc returned %p\n", r);
+    } else if (!strcmp(mode, "usable_interior")) {
+        announce(p + 8);
+        size_t u = p_usable(p + 8);
+        printf("malloc_usable_size returned %zu\n", u);
+    } else {
+        fprintf(stderr, "unknown mode %s\n", mode);
+        return 2;
+    }
+    /* report mode: nothing may have been damaged */
+    CHECK(hk_check(p, 64, 64) == SIZE_MAX, "the block around the bad pointer was damaged");
+    CHECK(hk_check(q, 64, 65) == SIZE_MAX, "the neighbouring block was damaged");
+    for (size_t i = 0; i < sizeof stackbuf; i++)
+        if ((unsigned char)stackbuf[i] != 0x33) {
+            CHECK(0, "the stack buffer was written at offset %zu", i);
+            break;
+        }
+    free(p);
+    free(q);
+    for (int i = 0; i < 1000; i++) free(malloc((size_t)i + 1));
+    printf("continued\n");
+    return hk_done("invalid_free_reported");
+}
