@@ -360,7 +360,16 @@ pub fn write_markdown_table(w: &mut dyn Write) -> fmt::Result {
     writeln!(w, "| variable | accepts | fast | balanced | lean | what it does |")?;
     writeln!(w, "|---|---|---|---|---|---|")?;
     for d in OPTIONS {
-        write!(w, "| `{}` | {} |", d.name, Accepts(d))?;
+        match d.kind {
+            Kind::Int { min, max } => write!(w, "| `{}` | {min}–{max} |", d.name)?,
+            Kind::Choice(names) => {
+                write!(w, "| `{}` |", d.name)?;
+                for (i, n) in names.iter().enumerate() {
+                    write!(w, "{}`{n}`", if i == 0 { " " } else { ", " })?;
+                }
+                w.write_str(" |")?;
+            }
+        }
         for p in 0..3 {
             if d.opt == Opt::Profile {
                 write!(w, " {} |", PROFILES[p])?;

@@ -5,7 +5,8 @@
 use crate::heap::{self, Heap};
 use crate::slab::{Block, Slab, NOTIFIED};
 use crate::tls::ThreadCache;
-use core::sync::atomic::Ordering::*;
+use crate::size_class::NUM_CLASSES;
+use core::sync::atomic::{AtomicU64, Ordering::*};
 
 /// # Safety
 /// `a` is a live block of `s` (validated by the caller) and `tc` is this thread's cache.
@@ -39,5 +40,15 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize) {
             }
         }
     }
-    (*tc).remote_frees[(*s).class as usize] += 1;
+    let c = (*s).class as usize;
+    if (*tc).heap.is_null() {
+        // A thread without a heap (it only frees, or it has exited) has no one to report its
+        // counters: count in the shared totals instead.
+        UNOWNED_REMOTE_FREES[c].fetch_add(1, Relaxed);
+    } else {
+        (*tc).remote_frees[c] += 1;
+    }
 }
+
+/// Remote frees made by threads that have no heap, per size class.
+pub static UNOWNED_REMOTE_FREES: [AtomicU64; NUM_CLASSES] = [const { AtomicU64::new(0) }; NUM_CLASSES];

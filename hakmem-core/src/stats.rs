@@ -101,6 +101,9 @@ pub fn collect() -> Totals {
     }
     // SAFETY: the shared heap is a static; its counters are plain words.
     unsafe { add_heap(&mut t, heap::shared_ptr()) };
+    for (c, k) in t.classes.iter_mut().enumerate() {
+        k.remote_frees += crate::remote::UNOWNED_REMOTE_FREES[c].load(Relaxed);
+    }
     for k in &t.classes {
         t.allocs += k.allocs;
         t.frees += k.frees + k.remote_frees;

@@ -1,0 +1,399 @@
+//! Core tests, run by `cargo test` in an ordinary test binary (nothing is preloaded: the
+//! allocator is called through its Rust API, the test harness itself uses the system malloc).
+
+use crate::policy::{self, Opt};
+use crate::size_class::{class_size, MAX_SMALL, NUM_CLASSES};
+use crate::{alloc, init, large, os, stats, superslab};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Once;
+
+static SETUP: Once = Once::new();
+
+/// Initialise once with the balanced defaults, but report invalid pointers instead of aborting.
+fn setup() {
+    SETUP.call_once(|| {
+        init::ensure();
+        let mut v = [0u32; 14];
+        for d in policy::OPTIONS {
+            v[d.opt as usize] = d.defaults[1];
+        }
+        v[Opt::Profile as usize] = 1;
+        v[Opt::InvalidFree as usize] = 1;
+        policy::set_all(&v);
+    });
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+fn fill(p: *mut u8, n: usize, seed: u8) {
+    for i in 0..n {
+        unsafe { *p.add(i) = seed.wrapping_add(i as u8) };
+    }
+}
+
+fn check(p: *const u8, n: usize, seed: u8) -> bool {
+    (0..n).all(|i| unsafe { *p.add(i) } == seed.wrapping_add(i as u8))
+}
+
+#[test]
+fn every_size_is_16_aligned_and_usable_size_covers_it() {
+    setup();
+    let mut sizes: Vec<usize> = (0..5000).collect();
+    for k in 12..27 {
+        sizes.push(1 << k);
+        sizes.push((1 << k) + 1);
+    }
+    for &n in &sizes {
+        let p = alloc::malloc(n);
+        assert!(!p.is_null(), "malloc({n})");
+        assert_eq!(p as usize % 16, 0, "malloc({n}) = {p:?}");
+        let u = unsafe { alloc::usable_size(p) };
+        assert!(u >= n, "usable {u} < {n}");
+        fill(p, n.min(4096), n as u8);
+        assert!(check(p, n.min(4096), n as u8));
+        unsafe { alloc::free(p) };
+    }
+}
+
+#[test]
+fn malloc_zero_is_unique_and_free_null_is_nothing() {
+    setup();
+    let a = alloc::malloc(0);
+    let b = alloc::malloc(0);
+    assert!(!a.is_null() && !b.is_null() && a != b);
+    unsafe {
+        alloc::free(a);
+        alloc::free(b);
+        alloc::free(std::ptr::null_mut());
+    }
+}
+
+#[test]
+fn free_preserves_errno() {
+    setup();
+    for n in [16, 5000, 1 << 20] {
+        let p = alloc::malloc(n);
+        os::set_errno(1234);
+        unsafe { alloc::free(p) };
+        assert_eq!(os::errno(), 1234, "size {n}");
+    }
+}
+
+#[test]
+fn absurd_sizes_fail_with_enomem() {
+    setup();
+    for n in [usize::MAX, usize::MAX / 2 + 1, isize::MAX as usize] {
+        os::set_errno(0);
+        assert!(alloc::malloc(n).is_null());
+        assert_eq!(os::errno(), libc::ENOMEM);
+    }
+    os::set_errno(0);
+    assert!(alloc::calloc(usize::MAX / 2, 4).is_null());
+    assert_eq!(os::errno(), libc::ENOMEM);
+    let p = alloc::malloc(100);
+    fill(p, 100, 7);
+    unsafe {
+        os::set_errno(0);
+        assert!(alloc::reallocarray(p, usize::MAX / 2, 3).is_null());
+        assert_eq!(os::errno(), libc::ENOMEM);
+        assert!(alloc::realloc(p, usize::MAX).is_null());
+        assert_eq!(os::errno(), libc::ENOMEM);
+        assert!(check(p, 100, 7), "a failed realloc must keep the block");
+        alloc::free(p);
+    }
+}
+
+#[test]
+fn realloc_keeps_contents_across_every_path() {
+    setup();
+    let mut p = alloc::malloc(16);
+    fill(p, 16, 3);
+    let mut n = 16;
+    let steps = [100, 1000, 5000, 70_000, 300_000, 5 << 20, 40 << 20, 1 << 20, 200_000, 3000, 20];
+    for &m in &steps {
+        let q = unsafe { alloc::realloc(p, m) };
+        assert!(!q.is_null());
+        let keep = n.min(m);
+        assert!(check(q, keep, 3), "realloc {n} -> {m} lost data");
+        fill(q, m, 3);
+        p = q;
+        n = m;
+    }
+    unsafe {
+        assert!(alloc::realloc(p, 0).is_null(), "realloc(p, 0) frees and returns NULL");
+        let r = alloc::realloc(std::ptr::null_mut(), 50);
+        assert!(!r.is_null());
+        alloc::free(r);
+    }
+}
+
+#[test]
+fn aligned_family_follows_glibc() {
+    setup();
+    let mut out: *mut u8 = 0x1234 as *mut u8;
+    unsafe {
+        for bad in [0usize, 3, 4, 24, 48] {
+            assert_eq!(alloc::posix_memalign(&mut out, bad, 10), libc::EINVAL, "align {bad}");
+            assert_eq!(out as usize, 0x1234, "*out untouched");
+        }
+        assert_eq!(alloc::posix_memalign(&mut out, 64, usize::MAX - 100), libc::ENOMEM);
+        assert_eq!(out as usize, 0x1234);
+        for shift in 3..22 {
+            let a = 1usize << shift;
+            for size in [0usize, 1, 7, 100, 4096, 1 << 20] {
+                assert_eq!(alloc::posix_memalign(&mut out, a, size), 0);
+                assert_eq!(out as usize % a, 0, "posix_memalign({a}, {size})");
+                fill(out, size, 9);
+                alloc::free(out);
+                let q = alloc::aligned_alloc(a, size + 3);
+                assert_eq!(q as usize % a, 0, "aligned_alloc({a}, {})", size + 3);
+                assert!(alloc::usable_size(q) >= size + 3);
+                alloc::free(q);
+            }
+        }
+        let v = alloc::valloc(10);
+        assert_eq!(v as usize % 4096, 0);
+        alloc::free(v);
+        let pv = alloc::pvalloc(5000);
+        assert_eq!(pv as usize % 4096, 0);
+        assert!(alloc::usable_size(pv) >= 8192);
+        alloc::free(pv);
+        os::set_errno(0);
+        assert!(alloc::pvalloc(usize::MAX).is_null());
+        assert_eq!(os::errno(), libc::ENOMEM);
+        let m = alloc::memalign(48, 10); // rounded up to 64, as glibc does
+        assert_eq!(m as usize % 64, 0);
+        alloc::free(m);
+    }
+}
+
+#[test]
+fn calloc_zeroes_reused_memory() {
+    setup();
+    for &n in &[8usize, 100, 1000, 10_000, 100_000, 1 << 20, 3 << 20] {
+        for _ in 0..4 {
+            let p = alloc::malloc(n);
+            unsafe { std::ptr::write_bytes(p, 0xAA, n) };
+            unsafe { alloc::free(p) };
+            let q = alloc::calloc(1, n);
+            assert!((0..n).all(|i| unsafe { *q.add(i) } == 0), "calloc({n}) not zero");
+            unsafe { alloc::free(q) };
+        }
+    }
+}
+
+#[test]
+fn shadow_model_no_overlap_alignment_contents() {
+    setup();
+    let mut rng = Rng(0x9E3779B97F4A7C15);
+    let mut live: Vec<(usize, usize, u8)> = Vec::new();
+    for step in 0..60_000u32 {
+        let op = rng.below(10);
+        if op < 5 || live.is_empty() {
+            let n = match rng.below(20) {
+                0 => rng.below(MAX_SMALL as u64 + 200_000) as usize,
+                1..=3 => rng.below(16_384) as usize,
+                _ => rng.below(512) as usize,
+            };
+            let p = match rng.below(8) {
+                0 => alloc::calloc(1, n),
+                1 => alloc::aligned(1 << (4 + rng.below(9)), n),
+                _ => alloc::malloc(n),
+            };
+            assert!(!p.is_null());
+            assert_eq!(p as usize % 16, 0);
+            assert!(unsafe { alloc::usable_size(p) } >= n);
+            let seed = step as u8;
+            fill(p, n, seed);
+            live.push((p as usize, n, seed));
+        } else if op < 8 {
+            let i = rng.below(live.len() as u64) as usize;
+            let (p, n, seed) = live.swap_remove(i);
+            assert!(check(p as *const u8, n, seed), "block {p:#x} ({n} B) corrupted");
+            unsafe { alloc::free(p as *mut u8) };
+        } else {
+            let i = rng.below(live.len() as u64) as usize;
+            let (p, n, seed) = live[i];
+            let cap = if rng.below(10) == 0 { 600_000 } else { 2000 };
+            let m = rng.below(cap) as usize + 1;
+            let q = unsafe { alloc::realloc(p as *mut u8, m) };
+            assert!(!q.is_null());
+            assert!(check(q, n.min(m), seed), "realloc {n}->{m} lost data");
+            fill(q, m, seed);
+            live[i] = (q as usize, m, seed);
+        }
+        if step % 5000 == 0 {
+            let mut v: Vec<(usize, usize)> = live.iter().map(|&(p, n, _)| (p, n.max(1))).collect();
+            v.sort();
+            for w in v.windows(2) {
+                assert!(w[0].0 + w[0].1 <= w[1].0, "blocks overlap: {:x?}", w);
+            }
+        }
+    }
+    for (p, n, seed) in live {
+        assert!(check(p as *const u8, n, seed));
+        unsafe { alloc::free(p as *mut u8) };
+    }
+}
+
+#[test]
+fn blocks_freed_by_other_threads_come_back_to_the_owner() {
+    setup();
+    const N: usize = 20_000;
+    let ptrs: Vec<usize> = (0..N).map(|i| alloc::malloc(24 + i % 200) as usize).collect();
+    for (i, &p) in ptrs.iter().enumerate() {
+        fill(p as *mut u8, 24, i as u8);
+    }
+    let before = stats::collect().remote_frees;
+    std::thread::spawn(move || {
+        for (i, p) in ptrs.into_iter().enumerate() {
+            assert!(check(p as *const u8, 24, i as u8));
+            unsafe { alloc::free(p as *mut u8) };
+        }
+    })
+    .join()
+    .unwrap();
+    assert!(stats::collect().remote_frees >= before + N as u64);
+    // The owner collects them: allocating again must not need new slabs for all of it.
+    let slabs = superslab::SLABS_ACQUIRED.load(Relaxed);
+    let again: Vec<usize> = (0..N).map(|i| alloc::malloc(24 + i % 200) as usize).collect();
+    assert!(superslab::SLABS_ACQUIRED.load(Relaxed) - slabs < 40, "remote frees were not reused");
+    for p in again {
+        unsafe { alloc::free(p as *mut u8) };
+    }
+}
+
+#[test]
+fn producer_consumer_threads_keep_every_byte() {
+    setup();
+    use std::sync::mpsc;
+    let (tx, rx) = mpsc::sync_channel::<(usize, usize)>(1024);
+    let prod = std::thread::spawn(move || {
+        let mut rng = Rng(42);
+        for i in 0..100_000usize {
+            let n = 8 + rng.below(3000) as usize;
+            let p = alloc::malloc(n);
+            fill(p, n, i as u8);
+            tx.send((p as usize, n | (i << 32))).unwrap();
+        }
+    });
+    let cons = std::thread::spawn(move || {
+        while let Ok((p, meta)) = rx.recv() {
+            let n = meta & 0xffff_ffff;
+            assert!(check(p as *const u8, n, (meta >> 32) as u8));
+            unsafe { alloc::free(p as *mut u8) };
+        }
+    });
+    prod.join().unwrap();
+    cons.join().unwrap();
+}
+
+#[test]
+fn exited_threads_hand_their_heap_to_the_next_thread() {
+    setup();
+    let heaps_before = stats::collect().heaps;
+    let mut survivors = Vec::new();
+    for t in 0..300usize {
+        let h = std::thread::spawn(move || {
+            let v: Vec<usize> = (0..200).map(|i| alloc::malloc(16 + (i * 7 + t) % 700) as usize).collect();
+            for p in &v[..150] {
+                unsafe { alloc::free(*p as *mut u8) };
+            }
+            v[150..].to_vec()
+        });
+        survivors.extend(h.join().unwrap());
+    }
+    for p in survivors {
+        unsafe { alloc::free(p as *mut u8) };
+    }
+    let grown = stats::collect().heaps - heaps_before;
+    assert!(grown < 40, "{grown} heaps for 300 sequential threads: exited heaps are not reused");
+}
+
+#[test]
+fn freed_large_blocks_are_reused_without_new_mappings() {
+    setup();
+    let hits = large::CACHE_HITS.load(Relaxed);
+    for i in 0..50usize {
+        let n = (5 << 20) + (i % 7) * (3 << 20);
+        let p = alloc::malloc(n);
+        unsafe {
+            *p = 1;
+            *p.add(n - 1) = 2;
+            alloc::free(p);
+        }
+    }
+    assert!(large::CACHE_HITS.load(Relaxed) - hits >= 40, "large-block cache missed");
+}
+
+#[test]
+fn empty_slabs_are_reused_by_other_size_classes() {
+    setup();
+    let v: Vec<usize> = (0..30_000).map(|_| alloc::malloc(48) as usize).collect();
+    for p in v {
+        unsafe { alloc::free(p as *mut u8) };
+    }
+    let reused = superslab::SLABS_REUSED.load(Relaxed);
+    let w: Vec<usize> = (0..3_000).map(|_| alloc::malloc(400) as usize).collect();
+    assert!(superslab::SLABS_REUSED.load(Relaxed) > reused, "no pooled slab was reused");
+    for p in w {
+        unsafe { alloc::free(p as *mut u8) };
+    }
+}
+
+#[test]
+fn trim_returns_free_pages_with_madvise() {
+    setup();
+    let v: Vec<usize> = (0..20_000).map(|_| alloc::malloc(1000) as usize).collect();
+    for p in v {
+        unsafe { alloc::free(p as *mut u8) };
+    }
+    let before = os::MADVISE_CALLS.load(Relaxed);
+    alloc::trim();
+    assert!(os::MADVISE_CALLS.load(Relaxed) > before);
+}
+
+#[test]
+fn invalid_pointers_are_refused_not_followed() {
+    setup(); // HAKMEM_INVALID_FREE=report for this binary
+    let p = alloc::malloc(64);
+    let x = 5u64;
+    unsafe {
+        fill(p, 64, 1);
+        alloc::free(p.add(8)); // middle of a block
+        alloc::free(&x as *const u64 as *mut u8); // stack
+        assert_eq!(alloc::usable_size(p.add(16)), 0);
+        assert!(alloc::realloc(p.add(16), 10).is_null());
+        assert!(check(p, 64, 1), "the real block must be untouched");
+        let q = alloc::malloc(64);
+        assert_ne!(q, p.add(8), "a refused pointer must never be handed out");
+        alloc::free(q);
+        alloc::free(p);
+    }
+}
+
+#[test]
+fn every_class_round_trips() {
+    setup();
+    for c in 0..NUM_CLASSES {
+        let n = class_size(c);
+        let v: Vec<usize> = (0..20).map(|_| alloc::malloc(n) as usize).collect();
+        for &p in &v {
+            assert_eq!(unsafe { alloc::usable_size(p as *mut u8) }, n);
+        }
+        for p in v {
+            unsafe { alloc::free(p as *mut u8) };
+        }
+    }
+}
