@@ -4,7 +4,8 @@ fn main() {
     let root = std::path::Path::new(&crate_dir).join("..");
     println!("cargo:rerun-if-changed=src/ext.rs");
     println!("cargo:rerun-if-changed=cbindgen.toml");
-    let config = cbindgen::Config::from_file(root.join("hakmem-preload/cbindgen.toml")).expect("cbindgen.toml");
+    let config = cbindgen::Config::from_file(root.join("hakmem-preload/cbindgen.toml"))
+        .expect("cbindgen.toml");
     cbindgen::Builder::new()
         .with_config(config)
         .with_src(root.join("hakmem-preload/src/ext.rs"))

@@ -11,19 +11,29 @@ use crate::init;
 use crate::large;
 use crate::os::{self, PAGE};
 use crate::policy::{self, Opt};
-use crate::size_class::{class_for_aligned, class_of, LUT_MAX, MAX_SMALL, SMALL_LUT};
+use crate::size_class::{class_for_aligned, class_of, BIN_OFFSET_LUT, LUT_MAX, MAX_SMALL};
 use crate::slab::{Block, Slab, IN_FULL};
 use crate::superslab;
-use crate::tls::{thread_cache, STATE_DEAD};
+use crate::tls::{thread_cache, Bin, BIN_BYTES, STATE_DEAD};
 use core::ptr;
 use core::sync::atomic::Ordering::Relaxed;
 
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
     if size <= LUT_MAX {
-        // SAFETY: `(size + 15) >> 4 <= LUT_MAX / 16`, inside the table.
-        let c = unsafe { *SMALL_LUT.get_unchecked((size + 15) >> 4) } as usize;
-        return alloc_class(c, size);
+        // SAFETY: `(size + 15) >> 4 <= LUT_MAX / 16`, inside the table; the offset names a bin
+        // of this thread's cache, and a non-null `free` heads a list of blocks it owns.
+        unsafe {
+            let off = *BIN_OFFSET_LUT.get_unchecked((size + 15) >> 4) as usize;
+            let bin = (thread_cache() as *mut u8).add(off) as *mut Bin;
+            let b = (*bin).free;
+            if !b.is_null() {
+                (*bin).free = (*b).next;
+                (*bin).allocs += 1;
+                return b as *mut u8;
+            }
+            return alloc_slow(size, off / BIN_BYTES);
+        }
     }
     malloc_beyond_lut(size)
 }
@@ -51,12 +61,12 @@ fn alloc_class(c: usize, size: usize) -> *mut u8 {
             return b as *mut u8;
         }
     }
-    alloc_slow(c, size)
+    alloc_slow(size, c)
 }
 
 #[cold]
 #[inline(never)]
-fn alloc_slow(c: usize, size: usize) -> *mut u8 {
+fn alloc_slow(size: usize, c: usize) -> *mut u8 {
     init::ensure();
     let tc = thread_cache();
     if policy::checked() {
@@ -115,7 +125,7 @@ pub unsafe fn free(p: *mut u8) {
         return report_invalid(p, "free");
     }
     let tc = thread_cache();
-    let bin = (*tc).bins.get_unchecked_mut((*s).class as usize);
+    let bin = &mut *((tc as *mut u8).add((*s).bin_offset as usize) as *mut Bin);
     let b = a as *mut Block;
     if bin.slab == s {
         (*b).next = bin.free;
@@ -176,7 +186,11 @@ pub fn report(p: *mut u8, caller: &str, what: &str) {
         caller,
         what,
         p as usize,
-        if action == 0 { "; aborting (HAKMEM_INVALID_FREE=report continues)" } else { "" }
+        if action == 0 {
+            "; aborting (HAKMEM_INVALID_FREE=report continues)"
+        } else {
+            ""
+        }
     );
     if action == 0 {
         os::abort();

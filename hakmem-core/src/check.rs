@@ -21,7 +21,10 @@ fn class_align(c: usize) -> usize {
 
 /// A checked block of `size` bytes at least as aligned as class `c`'s blocks.
 pub fn alloc(size: usize, c: usize) -> *mut u8 {
-    let Some(c) = size.checked_add(TRAILER).and_then(|n| class_for_aligned(n, class_align(c))) else {
+    let Some(c) = size
+        .checked_add(TRAILER)
+        .and_then(|n| class_for_aligned(n, class_align(c)))
+    else {
         return crate::alloc::large_alloc(size, class_align(c).max(16), false);
     };
     let mut g = SHARED.lock();
@@ -64,7 +67,11 @@ pub unsafe fn free_checked(s: *mut Slab, a: usize) {
     let word = (*s).check_bits.add(i / 64);
     if *word & (1 << (i % 64)) == 0 {
         drop(g);
-        crate::alloc::report(a as *mut u8, "free", "double free (the block is not allocated)");
+        crate::alloc::report(
+            a as *mut u8,
+            "free",
+            "double free (the block is not allocated)",
+        );
         return;
     }
     if let Err(why) = trailer_ok(s, a) {

@@ -3,7 +3,7 @@
 //! freed: when a thread exits its heap is flushed and parked, and the next new thread adopts it.
 
 use crate::policy;
-use crate::size_class::{kind_of, class_size, NUM_CLASSES};
+use crate::size_class::{class_size, kind_of, NUM_CLASSES};
 use crate::slab::*;
 use crate::superslab::{self, POOL};
 use crate::tls::{Bin, ThreadCache, STATE_ACTIVE, STATE_DEAD};
@@ -39,8 +39,14 @@ impl Heap {
             remote_slabs: AtomicPtr::new(ptr::null_mut()),
             partial: [const { SlabList::new() }; NUM_CLASSES],
             empty: [const { SlabList::new() }; NUM_CLASSES],
-            own_bins: [const { Bin { free: ptr::null_mut(), slab: ptr::null_mut(), allocs: 0, frees: 0 } };
-                NUM_CLASSES],
+            own_bins: [const {
+                Bin {
+                    free: ptr::null_mut(),
+                    slab: ptr::null_mut(),
+                    allocs: 0,
+                    frees: 0,
+                }
+            }; NUM_CLASSES],
             remote_ctr: ptr::null_mut(),
             stat_allocs: [0; NUM_CLASSES],
             stat_frees: [0; NUM_CLASSES],
@@ -87,7 +93,9 @@ unsafe fn format_slab(s: *mut Slab, c: usize, heap: *mut Heap) {
     let bs = class_size(c) as u32;
     (*s).block_size = bs;
     (*s).div_magic = div_magic(bs);
+    (*s).div_limit = div_magic(bs) - 1;
     (*s).class = c as u8;
+    (*s).bin_offset = (c * crate::tls::BIN_BYTES) as u16;
     (*s).flags = 0;
     (*s).used = 0;
     (*s).carved = 0;
@@ -97,7 +105,11 @@ unsafe fn format_slab(s: *mut Slab, c: usize, heap: *mut Heap) {
     (*s).thread_free.store(0, Relaxed);
     (*s).next_remote.store(ptr::null_mut(), Relaxed);
     if !(*s).check_bits.is_null() {
-        ptr::write_bytes((*s).check_bits as *mut u8, 0, (*s).capacity.div_ceil(8) as usize);
+        ptr::write_bytes(
+            (*s).check_bits as *mut u8,
+            0,
+            (*s).capacity.div_ceil(8) as usize,
+        );
     }
     (*s).heap.store(heap, Release);
 }
@@ -368,10 +380,4 @@ pub unsafe fn shared_free_locked(heap: *mut Heap, s: *mut Slab, a: usize) {
     (*s).local_free = b;
     (*s).used -= 1;
     classify(heap, s);
-}
-
-/// The thread's state says it is past its exit handler.
-pub fn thread_is_dead(tc: *const ThreadCache) -> bool {
-    // SAFETY: `tc` is this thread's cache.
-    unsafe { (*tc).state == STATE_DEAD }
 }

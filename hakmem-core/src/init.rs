@@ -25,7 +25,10 @@ pub fn ensure() {
 #[cold]
 #[inline(never)]
 fn init_slow() {
-    if STATE.compare_exchange(UNINIT, BUSY, Acquire, Acquire).is_err() {
+    if STATE
+        .compare_exchange(UNINIT, BUSY, Acquire, Acquire)
+        .is_err()
+    {
         // Another thread is initialising; nothing in that path allocates, so it finishes.
         while STATE.load(Acquire) != READY {
             core::hint::spin_loop();
@@ -33,7 +36,7 @@ fn init_slow() {
         return;
     }
     policy::init_from_process();
-    superslab::SS_SHIFT.store(policy::superslab_shift(), Relaxed);
+    superslab::set_ss_shift(policy::superslab_shift());
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: pthread_key_create writes the key; glibc keeps keys in a static table (no malloc).
     if unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) } == 0 {

@@ -17,7 +17,11 @@ struct Entry {
     len: usize,
 }
 
-const EMPTY: Entry = Entry { ptr: 0, base: 0, len: 0 };
+const EMPTY: Entry = Entry {
+    ptr: 0,
+    base: 0,
+    len: 0,
+};
 const CACHE_SLOTS: usize = 32;
 
 #[derive(Clone, Copy)]
@@ -43,7 +47,11 @@ static LARGE: Mutex<Large> = Mutex::new(Large {
     table: ptr::null_mut(),
     cap: 0,
     count: 0,
-    cache: [Cached { base: 0, len: 0, since: 0 }; CACHE_SLOTS],
+    cache: [Cached {
+        base: 0,
+        len: 0,
+        since: 0,
+    }; CACHE_SLOTS],
     cached: 0,
     cached_bytes: 0,
 });
@@ -126,7 +134,11 @@ impl Large {
             }
             let home = hash(f.ptr) & mask;
             // Move `f` back to `i` if its home is not in the cyclic range (i, j].
-            let in_range = if i <= j { i < home && home <= j } else { i < home || home <= j };
+            let in_range = if i <= j {
+                i < home && home <= j
+            } else {
+                i < home || home <= j
+            };
             if !in_range {
                 *self.table.add(i) = f;
                 *self.table.add(j) = EMPTY;
@@ -248,11 +260,21 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
             (m as usize, len)
         }
     };
-    let p = if extra > 0 { (base + align - 1) & !(align - 1) } else { base };
+    let p = if extra > 0 {
+        (base + align - 1) & !(align - 1)
+    } else {
+        base
+    };
     let ok = {
         let mut l = LARGE.lock();
         // SAFETY: the table is only touched under the lock.
-        unsafe { l.insert(Entry { ptr: p, base, len: mlen }) }
+        unsafe {
+            l.insert(Entry {
+                ptr: p,
+                base,
+                len: mlen,
+            })
+        }
     };
     if !ok {
         // SAFETY: the mapping was just made and was never handed out.
@@ -271,11 +293,17 @@ pub fn free(p: *mut u8) -> bool {
         let mut l = LARGE.lock();
         // SAFETY: the table is only touched under the lock.
         unsafe {
-            let Some(i) = l.find(p as usize) else { return false };
+            let Some(i) = l.find(p as usize) else {
+                return false;
+            };
             let e = l.remove_at(i);
             if e.len <= limit / 2 && l.cached < CACHE_SLOTS {
                 let n = l.cached;
-                l.cache[n] = Cached { base: e.base, len: e.len, since: os::now_ms() };
+                l.cache[n] = Cached {
+                    base: e.base,
+                    len: e.len,
+                    since: os::now_ms(),
+                };
                 l.cached += 1;
                 l.cached_bytes += e.len;
                 None
@@ -297,7 +325,11 @@ pub fn free(p: *mut u8) -> bool {
 pub fn usable_size(p: *mut u8) -> Option<usize> {
     let l = LARGE.lock();
     // SAFETY: the table is only touched under the lock.
-    unsafe { l.find(p as usize).map(|i| *l.table.add(i)).map(|e| e.len - (e.ptr - e.base)) }
+    unsafe {
+        l.find(p as usize)
+            .map(|i| *l.table.add(i))
+            .map(|e| e.len - (e.ptr - e.base))
+    }
 }
 
 pub enum Realloc {
@@ -312,7 +344,11 @@ pub enum Realloc {
 
 /// Resizes large block `p` to `size` (> MAX_SMALL) in place or with mremap (no copying).
 pub fn realloc(p: *mut u8, size: usize) -> Realloc {
-    let Some(len) = size.checked_add(PAGE - 1).filter(|n| *n <= isize::MAX as usize).map(|n| n & !(PAGE - 1)) else {
+    let Some(len) = size
+        .checked_add(PAGE - 1)
+        .filter(|n| *n <= isize::MAX as usize)
+        .map(|n| n & !(PAGE - 1))
+    else {
         let l = LARGE.lock();
         // SAFETY: the table is only touched under the lock.
         return match unsafe { l.find(p as usize) } {
@@ -327,7 +363,9 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
         let mut l = LARGE.lock();
         // SAFETY: the table is only touched under the lock.
         unsafe {
-            let Some(i) = l.find(p as usize) else { return Realloc::NotLarge };
+            let Some(i) = l.find(p as usize) else {
+                return Realloc::NotLarge;
+            };
             let e = *l.table.add(i);
             if e.ptr != e.base {
                 return Realloc::Move;
@@ -340,11 +378,21 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
     };
     // SAFETY: the entry was removed; the mapping is ours alone until reinserted.
     let q = unsafe { os::remap(e.base as *mut u8, e.len, len) };
-    let (ptr_, len_) = if q.is_null() { (e.base, e.len) } else { (q as usize, len) };
+    let (ptr_, len_) = if q.is_null() {
+        (e.base, e.len)
+    } else {
+        (q as usize, len)
+    };
     let ok = {
         let mut l = LARGE.lock();
         // SAFETY: as above.
-        unsafe { l.insert(Entry { ptr: ptr_, base: ptr_, len: len_ }) }
+        unsafe {
+            l.insert(Entry {
+                ptr: ptr_,
+                base: ptr_,
+                len: len_,
+            })
+        }
     };
     if q.is_null() || !ok {
         os::set_errno(libc::ENOMEM);

@@ -30,7 +30,16 @@ pub fn map(len: usize, populate: bool) -> *mut u8 {
         | if populate { libc::MAP_POPULATE } else { 0 };
     MMAP_CALLS.fetch_add(1, Relaxed);
     // SAFETY: an anonymous mapping at an address of the kernel's choosing touches no existing memory.
-    let p = unsafe { libc::mmap(ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, flags, -1, 0) };
+    let p = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            -1,
+            0,
+        )
+    };
     if p == libc::MAP_FAILED {
         return ptr::null_mut();
     }
@@ -46,7 +55,9 @@ pub fn map_aligned(len: usize, align: usize, populate: bool) -> *mut u8 {
     }
     // SAFETY: `p` is the mapping of `len` bytes made just above and nothing else refers to it.
     unsafe { unmap(p, len) };
-    let Some(over) = len.checked_add(align) else { return ptr::null_mut() };
+    let Some(over) = len.checked_add(align) else {
+        return ptr::null_mut();
+    };
     let raw = map(over, false);
     if raw.is_null() {
         return raw;
@@ -122,7 +133,10 @@ pub unsafe fn purge(p: *mut u8, len: usize, kind: PurgeKind) {
 
 /// Milliseconds of a coarse monotonic clock (a vDSO read, no system call).
 pub fn now_ms() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid out-parameter.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
@@ -163,7 +177,10 @@ pub struct StackBuf<const N: usize> {
 
 impl<const N: usize> StackBuf<N> {
     pub const fn new() -> Self {
-        StackBuf { buf: [0; N], len: 0 }
+        StackBuf {
+            buf: [0; N],
+            len: 0,
+        }
     }
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
@@ -205,7 +222,11 @@ pub fn read_file(path: &core::ffi::CStr, buf: &mut [u8]) -> usize {
         }
         let mut len = 0;
         while len < buf.len() {
-            let n = libc::read(fd, buf[len..].as_mut_ptr() as *mut libc::c_void, buf.len() - len);
+            let n = libc::read(
+                fd,
+                buf[len..].as_mut_ptr() as *mut libc::c_void,
+                buf.len() - len,
+            );
             if n <= 0 {
                 break;
             }

@@ -190,7 +190,10 @@ pub fn parse(d: &OptDef, value: &[u8]) -> Option<u32> {
             let v = value.iter().fold(0u32, |a, d| a * 10 + (d - b'0') as u32);
             (min..=max).contains(&v).then_some(v)
         }
-        Kind::Choice(names) => names.iter().position(|n| n.as_bytes() == value).map(|i| i as u32),
+        Kind::Choice(names) => names
+            .iter()
+            .position(|n| n.as_bytes() == value)
+            .map(|i| i as u32),
     }
 }
 
@@ -258,18 +261,17 @@ impl Env for ProcessEnv {
 /// stderr through `warn` (one line each; the default is used).
 pub fn load(env: &dyn Env, warn: &mut dyn FnMut(fmt::Arguments)) -> [u32; N] {
     let mut raw: [Option<&[u8]>; N] = [None; N];
-    let mut unknown = 0;
     // The environment outlives this call, so the borrowed slices stay valid inside it.
     let mut seen: [(*const u8, usize); N] = [(core::ptr::null(), 0); N];
     env.for_each(&mut |entry| {
-        let Some(rest) = entry.strip_prefix(b"HAKMEM_") else { return };
-        let _ = rest;
+        if !entry.starts_with(b"HAKMEM_") {
+            return;
+        }
         let eq = entry.iter().position(|&c| c == b'=').unwrap_or(entry.len());
         let (name, value) = (&entry[..eq], entry.get(eq + 1..).unwrap_or(&[]));
         match OPTIONS.iter().position(|d| d.name.as_bytes() == name) {
             Some(i) => seen[i] = (value.as_ptr(), value.len()),
             None => {
-                unknown += 1;
                 warn(format_args!(
                     "hakmem: unknown variable {} ignored (known: HAKMEM_PROFILE, HAKMEM_TCACHE, ... see README)\n",
                     Lossy(name)
@@ -297,14 +299,18 @@ pub fn load(env: &dyn Env, warn: &mut dyn FnMut(fmt::Arguments)) -> [u32; N] {
             Some(v) if i != Opt::Profile as usize => parse(d, v).unwrap_or_else(|| {
                 let mut s = crate::os::StackBuf::<32>::new();
                 let _ = write!(s, "{}", Shown(d, dflt));
-                bad(d, v, core::str::from_utf8(s.as_bytes()).unwrap_or("?"), warn);
+                bad(
+                    d,
+                    v,
+                    core::str::from_utf8(s.as_bytes()).unwrap_or("?"),
+                    warn,
+                );
                 dflt
             }),
             _ => dflt,
         };
     }
     out[Opt::Profile as usize] = profile as u32;
-    let _ = unknown;
     out
 }
 
@@ -324,7 +330,11 @@ struct Lossy<'a>(&'a [u8]);
 impl fmt::Display for Lossy<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for &b in self.0.iter().take(64) {
-            f.write_char(if (0x20..0x7f).contains(&b) { b as char } else { '?' })?;
+            f.write_char(if (0x20..0x7f).contains(&b) {
+                b as char
+            } else {
+                '?'
+            })?;
         }
         Ok(())
     }
@@ -357,7 +367,10 @@ pub fn write_effective(w: &mut dyn Write) -> fmt::Result {
 
 /// The README's option table.
 pub fn write_markdown_table(w: &mut dyn Write) -> fmt::Result {
-    writeln!(w, "| variable | accepts | fast | balanced | lean | what it does |")?;
+    writeln!(
+        w,
+        "| variable | accepts | fast | balanced | lean | what it does |"
+    )?;
     writeln!(w, "|---|---|---|---|---|---|")?;
     for d in OPTIONS {
         match d.kind {
@@ -370,11 +383,11 @@ pub fn write_markdown_table(w: &mut dyn Write) -> fmt::Result {
                 w.write_str(" |")?;
             }
         }
-        for p in 0..3 {
+        for (p, dflt) in d.defaults.iter().enumerate() {
             if d.opt == Opt::Profile {
                 write!(w, " {} |", PROFILES[p])?;
             } else {
-                write!(w, " {} |", Shown(d, d.defaults[p]))?;
+                write!(w, " {} |", Shown(d, *dflt))?;
             }
         }
         writeln!(w, " {} |", d.help)?;
@@ -416,7 +429,10 @@ mod tests {
         assert!(msgs.is_empty(), "{msgs}");
         assert_eq!(v[Opt::Profile as usize], 2);
         assert_eq!(v[Opt::Tcache as usize], 7);
-        assert_eq!(v[Opt::LargeCacheMb as usize], def(Opt::LargeCacheMb).defaults[2]);
+        assert_eq!(
+            v[Opt::LargeCacheMb as usize],
+            def(Opt::LargeCacheMb).defaults[2]
+        );
     }
 
     #[test]
@@ -435,7 +451,12 @@ mod tests {
         assert_eq!(v[Opt::Tcache as usize], def(Opt::Tcache).defaults[1]);
         assert!(msgs.contains("HAKMEM_TCACHE=-3"), "{msgs}");
         assert!(msgs.contains("from 0 to 64"), "{msgs}");
-        for bad in ["HAKMEM_TCACHE=", "HAKMEM_TCACHE=65", "HAKMEM_TCACHE=1x", "HAKMEM_TCACHE=99999999999"] {
+        for bad in [
+            "HAKMEM_TCACHE=",
+            "HAKMEM_TCACHE=65",
+            "HAKMEM_TCACHE=1x",
+            "HAKMEM_TCACHE=99999999999",
+        ] {
             let (v, msgs) = run(vec![bad]);
             assert_eq!(v[Opt::Tcache as usize], 1, "{bad}");
             assert_eq!(msgs.lines().count(), 1, "{bad}");
@@ -453,10 +474,20 @@ mod tests {
     fn readme_option_table_is_generated_from_the_table() {
         let mut t = String::new();
         write_markdown_table(&mut t).unwrap();
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
         let begin = "<!-- options:begin -->\n";
-        let a = readme.find(begin).expect("README has no options:begin marker") + begin.len();
-        let b = readme.find("<!-- options:end -->").expect("README has no options:end marker");
-        assert_eq!(&readme[a..b], t, "README option table is stale: regenerate it from policy::write_markdown_table");
+        let a = readme
+            .find(begin)
+            .expect("README has no options:begin marker")
+            + begin.len();
+        let b = readme
+            .find("<!-- options:end -->")
+            .expect("README has no options:end marker");
+        assert_eq!(
+            &readme[a..b],
+            t,
+            "README option table is stale: regenerate it from policy::write_markdown_table"
+        );
     }
 }

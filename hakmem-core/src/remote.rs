@@ -3,9 +3,9 @@
 //! The owner never takes a lock for these, and the freeing thread never touches its lists.
 
 use crate::heap::{self, Heap};
+use crate::size_class::NUM_CLASSES;
 use crate::slab::{Block, Slab, NOTIFIED};
 use crate::tls::ThreadCache;
-use crate::size_class::NUM_CLASSES;
 use core::sync::atomic::{AtomicU64, Ordering::*};
 
 /// # Safety
@@ -51,4 +51,5 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize) {
 }
 
 /// Remote frees made by threads that have no heap, per size class.
-pub static UNOWNED_REMOTE_FREES: [AtomicU64; NUM_CLASSES] = [const { AtomicU64::new(0) }; NUM_CLASSES];
+pub static UNOWNED_REMOTE_FREES: [AtomicU64; NUM_CLASSES] =
+    [const { AtomicU64::new(0) }; NUM_CLASSES];

@@ -52,6 +52,18 @@ pub static SMALL_LUT: [u8; LUT_MAX / 16 + 1] = {
     t
 };
 
+/// `BIN_OFFSET_LUT[(size + 15) >> 4]` is the byte offset of `size`'s bin in the thread cache
+/// (class × bin size), which saves the malloc fast path a shift.
+pub static BIN_OFFSET_LUT: [u16; LUT_MAX / 16 + 1] = {
+    let mut t = [0u16; LUT_MAX / 16 + 1];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = (calc_class_of(i * 16) * crate::tls::BIN_BYTES) as u16;
+        i += 1;
+    }
+    t
+};
+
 /// The class for `size` (which must be at most `MAX_SMALL`).
 #[inline]
 pub fn class_of(size: usize) -> usize {
@@ -115,7 +127,10 @@ mod tests {
             let c = class_of(size);
             assert!(class_size(c) >= size, "size {size} class {c}");
             if c > 0 {
-                assert!(class_size(c - 1) < size.max(1), "size {size} not smallest class");
+                assert!(
+                    class_size(c - 1) < size.max(1),
+                    "size {size} not smallest class"
+                );
             }
         }
     }

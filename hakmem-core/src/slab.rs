@@ -23,20 +23,23 @@ pub const NOTIFIED: usize = 1;
 
 #[repr(C, align(64))]
 pub struct Slab {
-    // Read by every free: validation and routing.
+    // First cache line: everything `free` reads (validation and routing).
     pub start: usize,
+    pub span: usize, // carved * block_size: offsets past it are no block of ours
     pub div_magic: u64,
-    pub span: u32, // carved * block_size: offsets past it are no block of ours
+    pub div_limit: u64, // div_magic - 1
     pub block_size: u32,
     pub class: u8,
     pub flags: u8,
-    pub kind: u8,
-    pub index: u8, // slab index in its SuperSlab (< 256)
+    pub bin_offset: u16, // class * size_of::<Bin>(): where free finds the thread's bin
     pub used: u32,
+    pub carved: u32,
     pub local_free: *mut Block,
     pub heap: AtomicPtr<Heap>,
-    pub carved: u32,
+    // Second cache line.
     pub capacity: u32,
+    pub kind: u8,
+    pub index: u8, // slab index in its SuperSlab (< 256)
     // Written by other threads.
     pub thread_free: AtomicUsize,
     pub next_remote: AtomicPtr<Slab>,
@@ -58,7 +61,7 @@ impl Slab {
     #[inline(always)]
     pub fn holds_block(&self, a: usize) -> bool {
         let off = a.wrapping_sub(self.start);
-        off < self.span as usize && (off as u64).wrapping_mul(self.div_magic) <= self.div_magic - 1
+        off < self.span && (off as u64).wrapping_mul(self.div_magic) <= self.div_limit
     }
 
     #[inline]
@@ -84,7 +87,7 @@ impl Slab {
         }
         (*(a as *mut Block)).next = ptr::null_mut();
         self.carved += n;
-        self.span = self.carved * self.block_size;
+        self.span = self.carved as usize * self.block_size as usize;
         first as *mut Block
     }
 
@@ -97,7 +100,10 @@ impl Slab {
             if old & !NOTIFIED == 0 {
                 return ptr::null_mut();
             }
-            match self.thread_free.compare_exchange_weak(old, old & NOTIFIED, Acquire, Relaxed) {
+            match self
+                .thread_free
+                .compare_exchange_weak(old, old & NOTIFIED, Acquire, Relaxed)
+            {
                 Ok(_) => return (old & !NOTIFIED) as *mut Block,
                 Err(x) => old = x,
             }
@@ -135,7 +141,10 @@ pub struct SlabList {
 
 impl SlabList {
     pub const fn new() -> Self {
-        SlabList { head: ptr::null_mut(), len: 0 }
+        SlabList {
+            head: ptr::null_mut(),
+            len: 0,
+        }
     }
 
     /// # Safety

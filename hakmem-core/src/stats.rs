@@ -120,7 +120,9 @@ pub fn peak_rss() -> u64 {
     let n = os::read_file(c"/proc/self/status", &mut buf);
     let text = &buf[..n];
     let key = b"VmHWM:";
-    let Some(i) = text.windows(key.len()).position(|w| w == key) else { return 0 };
+    let Some(i) = text.windows(key.len()).position(|w| w == key) else {
+        return 0;
+    };
     let kb = text[i + key.len()..]
         .iter()
         .skip_while(|c| **c == b' ' || **c == b'\t')
@@ -183,20 +185,48 @@ pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
     let ops = (t.allocs + t.frees).max(1);
     let sys = t.mmap_calls + t.munmap_calls + t.madvise_calls + t.mremap_calls;
     writeln!(w, "hakmem {} statistics", crate::init::VERSION)?;
-    writeln!(w, "  {:>10} {:>14} {:>14} {:>14}", "class", "allocs", "frees", "remote frees")?;
+    writeln!(
+        w,
+        "  {:>10} {:>14} {:>14} {:>14}",
+        "class", "allocs", "frees", "remote frees"
+    )?;
     for (c, k) in t.classes.iter().enumerate() {
         if k.allocs != 0 || k.frees != 0 || k.remote_frees != 0 {
-            writeln!(w, "  {:>10} {:>14} {:>14} {:>14}", class_size(c), k.allocs, k.frees, k.remote_frees)?;
+            writeln!(
+                w,
+                "  {:>10} {:>14} {:>14} {:>14}",
+                class_size(c),
+                k.allocs,
+                k.frees,
+                k.remote_frees
+            )?;
         }
     }
-    writeln!(w, "  {:>10} {:>14} {:>14} {:>14}", "large", t.large_allocs, t.large_frees, 0)?;
-    writeln!(w, "  {:>10} {:>14} {:>14} {:>14}", "total", t.allocs, t.frees, t.remote_frees)?;
+    writeln!(
+        w,
+        "  {:>10} {:>14} {:>14} {:>14}",
+        "large", t.large_allocs, t.large_frees, 0
+    )?;
+    writeln!(
+        w,
+        "  {:>10} {:>14} {:>14} {:>14}",
+        "total", t.allocs, t.frees, t.remote_frees
+    )?;
     writeln!(
         w,
         "  superslabs: {} mapped, {} reused; slabs: {} in use, {} acquired, {} reused; heaps: {}",
-        t.superslabs_mapped, t.superslabs_reused, t.slabs_in_use, t.slabs_acquired, t.slabs_reused, t.heaps
+        t.superslabs_mapped,
+        t.superslabs_reused,
+        t.slabs_in_use,
+        t.slabs_acquired,
+        t.slabs_reused,
+        t.heaps
     )?;
-    writeln!(w, "  large blocks: {} allocated, {} cache hits", t.large_allocs, t.large_cache_hits)?;
+    writeln!(
+        w,
+        "  large blocks: {} allocated, {} cache hits",
+        t.large_allocs, t.large_cache_hits
+    )?;
     writeln!(
         w,
         "  system calls: mmap {}, munmap {}, madvise {}, mremap {}; {:.6} per operation",
@@ -226,6 +256,10 @@ pub fn report_at_exit() {
 pub fn print(json: bool) {
     let t = collect();
     let mut b = os::StackBuf::<8192>::new();
-    let _ = if json { write_json(&mut b, &t) } else { write_text(&mut b, &t) };
+    let _ = if json {
+        write_json(&mut b, &t)
+    } else {
+        write_text(&mut b, &t)
+    };
     os::write_stderr(b.as_bytes());
 }

@@ -24,6 +24,13 @@ static REGISTRY: [AtomicU64; MAP_CHUNKS / 64] = [const { AtomicU64::new(0) }; MA
 
 /// log2 of the SuperSlab size, fixed at initialisation from HAKMEM_SUPERSLAB_MB.
 pub static SS_SHIFT: AtomicUsize = AtomicUsize::new(21);
+/// `!(SuperSlab size - 1)`, for the free fast path.
+static SS_MASK: AtomicUsize = AtomicUsize::new(!((1 << 21) - 1));
+
+pub fn set_ss_shift(shift: usize) {
+    SS_SHIFT.store(shift, Relaxed);
+    SS_MASK.store(!((1usize << shift) - 1), Relaxed);
+}
 pub const MIN_SS_SHIFT: usize = CHUNK_SHIFT;
 pub const MAX_SS_SHIFT: usize = 24;
 
@@ -60,7 +67,9 @@ pub struct SuperSlab {
     pub purged: bool,
 }
 
+/// The header, then the page table (one slab pointer per 64 KiB page), then the descriptors.
 const HEADER: usize = 64;
+const PAGE_SHIFT: usize = SMALL_SLAB_SHIFT as usize;
 const CHECK_BITS_BYTES: usize = 512; // 4096 blocks: the most any slab holds (64 KiB / 16 B)
 
 #[inline(always)]
@@ -71,14 +80,18 @@ pub fn ss_size() -> usize {
 /// The descriptor of the slab that holds address `a` (which must satisfy `contains`).
 #[inline(always)]
 pub fn slab_of(a: usize) -> *mut Slab {
-    let ss = a & !(ss_size() - 1);
-    // SAFETY: `a` is inside a registered SuperSlab, whose header stays mapped forever.
-    let shift = unsafe { (*(ss as *const SuperSlab)).slab_shift };
-    (ss + HEADER + ((a - ss) >> shift) * size_of::<Slab>()) as *mut Slab
+    let ss = a & SS_MASK.load(Relaxed);
+    // SAFETY: `a` is inside a registered SuperSlab, whose header and page table stay mapped
+    // forever; every page entry points to a slab descriptor of that SuperSlab.
+    unsafe { *((ss + HEADER) as *const *mut Slab).add((a - ss) >> PAGE_SHIFT) }
+}
+
+fn slabs_offset() -> usize {
+    HEADER + max_slabs() * size_of::<usize>()
 }
 
 fn slab_at(ss: *mut SuperSlab, i: usize) -> *mut Slab {
-    (ss as usize + HEADER + i * size_of::<Slab>()) as *mut Slab
+    (ss as usize + slabs_offset() + i * size_of::<Slab>()) as *mut Slab
 }
 
 pub fn superslab_of(s: *const Slab) -> *mut SuperSlab {
@@ -90,7 +103,7 @@ fn max_slabs() -> usize {
 }
 
 fn first_offset() -> usize {
-    let mut h = HEADER + max_slabs() * size_of::<Slab>();
+    let mut h = slabs_offset() + max_slabs() * size_of::<Slab>();
     if policy::checked() {
         h += max_slabs() * CHECK_BITS_BYTES;
     }
@@ -271,7 +284,11 @@ impl Pool {
         (*ss).in_use = 1;
         (*ss).first_offset = first as u32;
         (*ss).next = ptr::null_mut();
-        let bits_base = ss as usize + HEADER + max_slabs() * size_of::<Slab>();
+        let bits_base = ss as usize + slabs_offset() + max_slabs() * size_of::<Slab>();
+        let pages = ((ss as usize) + HEADER) as *mut *mut Slab;
+        for j in 0..max_slabs() {
+            *pages.add(j) = slab_at(ss, (j << PAGE_SHIFT) >> shift);
+        }
         for i in 0..n {
             let s = slab_at(ss, i);
             ptr::write_bytes(s, 0, 1);
@@ -297,7 +314,11 @@ impl Pool {
         if kind == PurgeKind::None && !force {
             return;
         }
-        let kind = if kind == PurgeKind::None { PurgeKind::DontNeed } else { kind };
+        let kind = if kind == PurgeKind::None {
+            PurgeKind::DontNeed
+        } else {
+            kind
+        };
         let delay = policy::get(policy::Opt::PurgeDelayMs) as u64;
         if !force && delay > 0 && now.saturating_sub(self.last_purge) < delay.div_ceil(2) {
             return;

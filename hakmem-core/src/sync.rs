@@ -14,7 +14,10 @@ unsafe impl<T: Send> Sync for Mutex<T> {}
 
 impl<T> Mutex<T> {
     pub const fn new(value: T) -> Self {
-        Mutex { state: AtomicU32::new(0), value: UnsafeCell::new(value) }
+        Mutex {
+            state: AtomicU32::new(0),
+            value: UnsafeCell::new(value),
+        }
     }
 
     #[inline]
@@ -29,7 +32,9 @@ impl<T> Mutex<T> {
     fn lock_contended(&self) {
         let mut spins = 0;
         while spins < 100 {
-            if self.state.load(Relaxed) == 0 && self.state.compare_exchange(0, 1, Acquire, Relaxed).is_ok() {
+            if self.state.load(Relaxed) == 0
+                && self.state.compare_exchange(0, 1, Acquire, Relaxed).is_ok()
+            {
                 return;
             }
             core::hint::spin_loop();
@@ -38,7 +43,13 @@ impl<T> Mutex<T> {
         while self.state.swap(2, Acquire) != 0 {
             // SAFETY: futex wait on a live atomic; spurious wake-ups are handled by the loop.
             unsafe {
-                libc::syscall(libc::SYS_futex, self.state.as_ptr(), libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG, 2, 0usize);
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.state.as_ptr(),
+                    libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                    2,
+                    0usize,
+                );
             }
         }
     }
@@ -54,7 +65,12 @@ impl<T> Mutex<T> {
     /// The caller owns the lock (after `raw_lock`) or is the only thread (fork child).
     pub unsafe fn force_unlock(&self) {
         if self.state.swap(0, Release) == 2 {
-            libc::syscall(libc::SYS_futex, self.state.as_ptr(), libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG, 1);
+            libc::syscall(
+                libc::SYS_futex,
+                self.state.as_ptr(),
+                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                1,
+            );
         }
     }
 

@@ -120,7 +120,19 @@ fn realloc_keeps_contents_across_every_path() {
     let mut p = alloc::malloc(16);
     fill(p, 16, 3);
     let mut n = 16;
-    let steps = [100, 1000, 5000, 70_000, 300_000, 5 << 20, 40 << 20, 1 << 20, 200_000, 3000, 20];
+    let steps = [
+        100,
+        1000,
+        5000,
+        70_000,
+        300_000,
+        5 << 20,
+        40 << 20,
+        1 << 20,
+        200_000,
+        3000,
+        20,
+    ];
     for &m in &steps {
         let q = unsafe { alloc::realloc(p, m) };
         assert!(!q.is_null());
@@ -131,7 +143,10 @@ fn realloc_keeps_contents_across_every_path() {
         n = m;
     }
     unsafe {
-        assert!(alloc::realloc(p, 0).is_null(), "realloc(p, 0) frees and returns NULL");
+        assert!(
+            alloc::realloc(p, 0).is_null(),
+            "realloc(p, 0) frees and returns NULL"
+        );
         let r = alloc::realloc(std::ptr::null_mut(), 50);
         assert!(!r.is_null());
         alloc::free(r);
@@ -144,10 +159,17 @@ fn aligned_family_follows_glibc() {
     let mut out: *mut u8 = 0x1234 as *mut u8;
     unsafe {
         for bad in [0usize, 3, 4, 24, 48] {
-            assert_eq!(alloc::posix_memalign(&mut out, bad, 10), libc::EINVAL, "align {bad}");
+            assert_eq!(
+                alloc::posix_memalign(&mut out, bad, 10),
+                libc::EINVAL,
+                "align {bad}"
+            );
             assert_eq!(out as usize, 0x1234, "*out untouched");
         }
-        assert_eq!(alloc::posix_memalign(&mut out, 64, usize::MAX - 100), libc::ENOMEM);
+        assert_eq!(
+            alloc::posix_memalign(&mut out, 64, usize::MAX - 100),
+            libc::ENOMEM
+        );
         assert_eq!(out as usize, 0x1234);
         for shift in 3..22 {
             let a = 1usize << shift;
@@ -187,7 +209,10 @@ fn calloc_zeroes_reused_memory() {
             unsafe { std::ptr::write_bytes(p, 0xAA, n) };
             unsafe { alloc::free(p) };
             let q = alloc::calloc(1, n);
-            assert!((0..n).all(|i| unsafe { *q.add(i) } == 0), "calloc({n}) not zero");
+            assert!(
+                (0..n).all(|i| unsafe { *q.add(i) } == 0),
+                "calloc({n}) not zero"
+            );
             unsafe { alloc::free(q) };
         }
     }
@@ -220,7 +245,10 @@ fn shadow_model_no_overlap_alignment_contents() {
         } else if op < 8 {
             let i = rng.below(live.len() as u64) as usize;
             let (p, n, seed) = live.swap_remove(i);
-            assert!(check(p as *const u8, n, seed), "block {p:#x} ({n} B) corrupted");
+            assert!(
+                check(p as *const u8, n, seed),
+                "block {p:#x} ({n} B) corrupted"
+            );
             unsafe { alloc::free(p as *mut u8) };
         } else {
             let i = rng.below(live.len() as u64) as usize;
@@ -251,7 +279,9 @@ fn shadow_model_no_overlap_alignment_contents() {
 fn blocks_freed_by_other_threads_come_back_to_the_owner() {
     setup();
     const N: usize = 20_000;
-    let ptrs: Vec<usize> = (0..N).map(|i| alloc::malloc(24 + i % 200) as usize).collect();
+    let ptrs: Vec<usize> = (0..N)
+        .map(|i| alloc::malloc(24 + i % 200) as usize)
+        .collect();
     for (i, &p) in ptrs.iter().enumerate() {
         fill(p as *mut u8, 24, i as u8);
     }
@@ -267,8 +297,13 @@ fn blocks_freed_by_other_threads_come_back_to_the_owner() {
     assert!(stats::collect().remote_frees >= before + N as u64);
     // The owner collects them: allocating again must not need new slabs for all of it.
     let slabs = superslab::SLABS_ACQUIRED.load(Relaxed);
-    let again: Vec<usize> = (0..N).map(|i| alloc::malloc(24 + i % 200) as usize).collect();
-    assert!(superslab::SLABS_ACQUIRED.load(Relaxed) - slabs < 40, "remote frees were not reused");
+    let again: Vec<usize> = (0..N)
+        .map(|i| alloc::malloc(24 + i % 200) as usize)
+        .collect();
+    assert!(
+        superslab::SLABS_ACQUIRED.load(Relaxed) - slabs < 40,
+        "remote frees were not reused"
+    );
     for p in again {
         unsafe { alloc::free(p as *mut u8) };
     }
@@ -306,7 +341,9 @@ fn exited_threads_hand_their_heap_to_the_next_thread() {
     let mut survivors = Vec::new();
     for t in 0..300usize {
         let h = std::thread::spawn(move || {
-            let v: Vec<usize> = (0..200).map(|i| alloc::malloc(16 + (i * 7 + t) % 700) as usize).collect();
+            let v: Vec<usize> = (0..200)
+                .map(|i| alloc::malloc(16 + (i * 7 + t) % 700) as usize)
+                .collect();
             for p in &v[..150] {
                 unsafe { alloc::free(*p as *mut u8) };
             }
@@ -318,7 +355,10 @@ fn exited_threads_hand_their_heap_to_the_next_thread() {
         unsafe { alloc::free(p as *mut u8) };
     }
     let grown = stats::collect().heaps - heaps_before;
-    assert!(grown < 40, "{grown} heaps for 300 sequential threads: exited heaps are not reused");
+    assert!(
+        grown < 40,
+        "{grown} heaps for 300 sequential threads: exited heaps are not reused"
+    );
 }
 
 #[test]
@@ -334,7 +374,10 @@ fn freed_large_blocks_are_reused_without_new_mappings() {
             alloc::free(p);
         }
     }
-    assert!(large::CACHE_HITS.load(Relaxed) - hits >= 40, "large-block cache missed");
+    assert!(
+        large::CACHE_HITS.load(Relaxed) - hits >= 40,
+        "large-block cache missed"
+    );
 }
 
 #[test]
@@ -346,7 +389,10 @@ fn empty_slabs_are_reused_by_other_size_classes() {
     }
     let reused = superslab::SLABS_REUSED.load(Relaxed);
     let w: Vec<usize> = (0..3_000).map(|_| alloc::malloc(400) as usize).collect();
-    assert!(superslab::SLABS_REUSED.load(Relaxed) > reused, "no pooled slab was reused");
+    assert!(
+        superslab::SLABS_REUSED.load(Relaxed) > reused,
+        "no pooled slab was reused"
+    );
     for p in w {
         unsafe { alloc::free(p as *mut u8) };
     }

@@ -19,6 +19,8 @@ pub struct Bin {
     pub frees: u64,
 }
 
+pub const BIN_BYTES: usize = core::mem::size_of::<Bin>();
+
 pub const STATE_NEW: usize = 0;
 pub const STATE_ACTIVE: usize = 1;
 /// The thread ran its exit handler: later calls are served by the shared heap.
