@@ -2,7 +2,7 @@
 CARGO ?= cargo
 LIB   := target/release/libhakmem.so
 
-.PHONY: all lib test test-core test-c test-verify test-real bench bench-full clippy fmt clean deps
+.PHONY: all lib test test-core test-c test-ext test-verify test-real bench bench-full clippy fmt clean deps
 
 all: lib
 
@@ -11,7 +11,7 @@ lib:
 	@test -f $(LIB) && echo "built $(LIB)"
 
 # The whole suite: core unit/property tests, then C programs and real programs under LD_PRELOAD.
-test: lib test-core test-c test-verify test-real
+test: lib test-core test-c test-ext test-verify test-real
 	@echo "make test: all suites passed"
 
 test-core:
@@ -19,6 +19,9 @@ test-core:
 
 test-c: lib
 	bash tests/run_c_tests.sh $(LIB)
+
+test-ext: lib
+	bash tests/run_ext_api.sh $(LIB)
 
 test-real: lib
 	bash tests/run_real_programs.sh $(LIB)

@@ -11,7 +11,7 @@
 /**
  * Whole-process totals, the same as the keys of HAKMEM_STATS=json.
  */
-typedef struct hakmem_stats_t {
+struct hakmem_stats {
   /**
    * Blocks allocated (small and large).
    */
@@ -45,7 +45,7 @@ typedef struct hakmem_stats_t {
    * The process's peak resident set size (VmHWM).
    */
   uint64_t peak_rss_bytes;
-} hakmem_stats_t;
+};
 
 #ifdef __cplusplus
 extern "C" {
@@ -60,9 +60,9 @@ const char *hakmem_version(void);
  * Fills `*out` with the current totals. Returns 0, or -1 if `out` is NULL.
  *
  * # Safety
- * `out` is NULL or valid for writing one `hakmem_stats_t`.
+ * `out` is NULL or valid for writing one `hakmem_stats`.
  */
-int32_t hakmem_stats(struct hakmem_stats_t *out);
+int32_t hakmem_stats(struct hakmem_stats *out);
 
 /**
  * Prints the readable statistics summary on stderr now.

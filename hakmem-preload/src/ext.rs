@@ -4,7 +4,8 @@ use core::ffi::c_char;
 
 /// Whole-process totals, the same as the keys of HAKMEM_STATS=json.
 #[repr(C)]
-pub struct hakmem_stats_t {
+#[allow(non_camel_case_types)]
+pub struct hakmem_stats {
     /// Blocks allocated (small and large).
     pub allocs: u64,
     /// Blocks freed (small and large), remote frees included.
@@ -36,14 +37,14 @@ pub extern "C" fn hakmem_version() -> *const c_char {
 /// Fills `*out` with the current totals. Returns 0, or -1 if `out` is NULL.
 ///
 /// # Safety
-/// `out` is NULL or valid for writing one `hakmem_stats_t`.
+/// `out` is NULL or valid for writing one `hakmem_stats`.
 #[no_mangle]
-pub unsafe extern "C" fn hakmem_stats(out: *mut hakmem_stats_t) -> i32 {
+pub unsafe extern "C" fn hakmem_stats(out: *mut hakmem_stats) -> i32 {
     if out.is_null() {
         return -1;
     }
     let t = hakmem_core::stats::collect();
-    *out = hakmem_stats_t {
+    *out = hakmem_stats {
         allocs: t.allocs,
         frees: t.frees,
         remote_frees: t.remote_frees,
