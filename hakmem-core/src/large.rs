@@ -23,6 +23,8 @@ const EMPTY: Entry = Entry {
     len: 0,
 };
 const CACHE_SLOTS: usize = 32;
+/// A cached range is split when the rest is at least this big.
+const SPLIT_MIN: usize = 64 << 10;
 
 #[derive(Clone, Copy)]
 struct Cached {
@@ -148,8 +150,9 @@ impl Large {
         e
     }
 
-    /// Takes the best cached mapping for `len` bytes: the smallest that fits, else the largest
-    /// that does not (to be grown).
+    /// Takes cached memory for `len` bytes: the smallest cached range that fits, split if it is
+    /// bigger (a cached range is just address space, so splitting costs no system call); else
+    /// the largest range that does not fit, to be grown with mremap.
     fn cache_take(&mut self, len: usize) -> Option<Cached> {
         let mut best: Option<usize> = None;
         let mut below: Option<usize> = None;
@@ -163,12 +166,63 @@ impl Large {
                 below = Some(i);
             }
         }
-        let i = best.or(below)?;
+        if let Some(i) = best {
+            let c = self.cache[i];
+            if c.len - len >= SPLIT_MIN {
+                self.cache[i].base += len;
+                self.cache[i].len -= len;
+                self.cached_bytes -= len;
+                return Some(Cached {
+                    base: c.base,
+                    len,
+                    since: c.since,
+                });
+            }
+            self.remove_cached(i);
+            return Some(c);
+        }
+        let i = below?;
         let c = self.cache[i];
+        self.remove_cached(i);
+        Some(c)
+    }
+
+    fn remove_cached(&mut self, i: usize) {
+        self.cached_bytes -= self.cache[i].len;
         self.cached -= 1;
         self.cache[i] = self.cache[self.cached];
-        self.cached_bytes -= c.len;
-        Some(c)
+    }
+
+    /// Adds a freed range to the cache, merged with cached neighbours. Returns a range to unmap
+    /// if the cache has no room.
+    fn cache_put(&mut self, base: usize, len: usize) -> Option<Cached> {
+        let now = os::now_ms();
+        let mut r = Cached {
+            base,
+            len,
+            since: now,
+        };
+        let mut i = 0;
+        while i < self.cached {
+            let c = self.cache[i];
+            if c.base + c.len == r.base || r.base + r.len == c.base {
+                r = Cached {
+                    base: r.base.min(c.base),
+                    len: r.len + c.len,
+                    since: now,
+                };
+                self.remove_cached(i);
+                continue;
+            }
+            i += 1;
+        }
+        if self.cached == CACHE_SLOTS {
+            return Some(r);
+        }
+        self.cache[self.cached] = r;
+        self.cached += 1;
+        self.cached_bytes += r.len;
+        None
     }
 
     /// Drops cache entries older than the decay, or beyond `keep_bytes`; returns one to unmap.
@@ -225,15 +279,10 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     if extra == 0 && cache_limit() > 0 {
         let c = LARGE.lock().cache_take(len);
         if let Some(c) = c {
-            // SAFETY: `c` is a whole mapping of ours that nothing uses.
+            // SAFETY: `c` is a cached range of ours that nothing uses.
             unsafe {
                 if c.len >= len {
-                    if c.len - len > len / 4 + (64 << 10) {
-                        os::unmap((c.base + len) as *mut u8, c.len - len);
-                        got = Some((c.base, len));
-                    } else {
-                        got = Some((c.base, c.len));
-                    }
+                    got = Some((c.base, c.len));
                 } else {
                     let q = os::remap(c.base as *mut u8, c.len, len);
                     if q.is_null() {
@@ -251,7 +300,16 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
     let (base, mlen) = match got {
         Some(g) => g,
         None => {
-            let m = os::map(len, false);
+            let huge = policy::get(Opt::HugePage) >= 1 && len >= os::HUGE;
+            let m = if huge {
+                os::map_aligned(len, os::HUGE, false)
+            } else {
+                os::map(len, false)
+            };
+            if huge && !m.is_null() {
+                // SAFETY: `m` is the mapping just made.
+                unsafe { os::hugepage(m, len) };
+            }
             if m.is_null() {
                 os::set_errno(libc::ENOMEM);
                 return (ptr::null_mut(), false);
@@ -297,16 +355,12 @@ pub fn free(p: *mut u8) -> bool {
                 return false;
             };
             let e = l.remove_at(i);
-            if e.len <= limit / 2 && l.cached < CACHE_SLOTS {
-                let n = l.cached;
-                l.cache[n] = Cached {
-                    base: e.base,
-                    len: e.len,
-                    since: os::now_ms(),
-                };
-                l.cached += 1;
-                l.cached_bytes += e.len;
-                None
+            if e.len <= limit {
+                l.cache_put(e.base, e.len).map(|c| Entry {
+                    ptr: c.base,
+                    base: c.base,
+                    len: c.len,
+                })
             } else {
                 Some(e)
             }
@@ -375,6 +429,13 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
             }
             l.remove_at(i)
         }
+    };
+    // Growing: leave half again as much room, so a block that keeps growing (a vector, a
+    // string) needs a system call only every so often. The extra pages stay virtual until used.
+    let len = if len > e.len {
+        len.max((e.len + e.len / 2 + PAGE - 1) & !(PAGE - 1))
+    } else {
+        len
     };
     // SAFETY: the entry was removed; the mapping is ours alone until reinserted.
     let q = unsafe { os::remap(e.base as *mut u8, e.len, len) };

@@ -131,6 +131,17 @@ pub unsafe fn purge(p: *mut u8, len: usize, kind: PurgeKind) {
     libc::madvise(p as *mut libc::c_void, len, advice);
 }
 
+/// Asks for transparent huge pages on `p..p+len` (a hint; failure is harmless).
+///
+/// # Safety
+/// The range is a mapping of this module.
+pub unsafe fn hugepage(p: *mut u8, len: usize) {
+    MADVISE_CALLS.fetch_add(1, Relaxed);
+    libc::madvise(p as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+}
+
+pub const HUGE: usize = 2 << 20;
+
 /// Milliseconds of a coarse monotonic clock (a vDSO read, no system call).
 pub fn now_ms() -> u64 {
     let mut ts = libc::timespec {

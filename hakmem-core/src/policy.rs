@@ -21,6 +21,7 @@ pub enum Opt {
     LargeCacheMb,
     LargeCacheMs,
     Prewarm,
+    HugePage,
     InvalidFree,
     Check,
     Stats,
@@ -118,6 +119,13 @@ pub static OPTIONS: &[OptDef] = &[
         help: "SuperSlabs mapped and faulted in at start-up",
     },
     OptDef {
+        opt: Opt::HugePage,
+        name: "HAKMEM_HUGEPAGE",
+        kind: Kind::Int { min: 0, max: 2 },
+        defaults: [2, 1, 0],
+        help: "transparent huge pages (madvise): 0 never, 1 large blocks of 2 MiB and more, 2 SuperSlabs too",
+    },
+    OptDef {
         opt: Opt::InvalidFree,
         name: "HAKMEM_INVALID_FREE",
         kind: Kind::Choice(&["abort", "report", "ignore"]),
@@ -147,7 +155,7 @@ pub static OPTIONS: &[OptDef] = &[
     },
 ];
 
-const N: usize = 14;
+const N: usize = 15;
 const _: () = assert!(OPTIONS.len() == N);
 
 static VALUES: [AtomicU32; N] = [const { AtomicU32::new(0) }; N];
@@ -172,8 +180,15 @@ pub fn purge_kind() -> PurgeKind {
     }
 }
 
+/// log2 of the SuperSlab size. Checking mode keeps it at most 4 MiB, so that the live-block
+/// bitmaps in the header stay inside the first 64 KiB page.
 pub fn superslab_shift() -> usize {
-    20 + get(Opt::SuperslabMb) as usize
+    let shift = 20 + get(Opt::SuperslabMb) as usize;
+    if checked() {
+        shift.min(22)
+    } else {
+        shift
+    }
 }
 
 fn def(o: Opt) -> &'static OptDef {

@@ -86,6 +86,56 @@ pub fn slab_of(a: usize) -> *mut Slab {
     unsafe { *((ss + HEADER) as *const *mut Slab).add((a - ss) >> PAGE_SHIFT) }
 }
 
+/// The slab every page of an unformatted SuperSlab points to: no block validates against it,
+/// so a stray pointer into such a SuperSlab is reported, not followed.
+struct DeadSlab(Slab);
+// SAFETY: never written; its atomics are never touched because no block validates.
+unsafe impl Sync for DeadSlab {}
+static DEAD_SLAB: DeadSlab = DeadSlab(Slab {
+    start: usize::MAX,
+    span: 0,
+    div_magic: 0,
+    div_limit: 0,
+    block_size: 0,
+    class: 0,
+    flags: IN_POOL,
+    bin_offset: 0,
+    used: 0,
+    carved: 0,
+    local_free: ptr::null_mut(),
+    heap: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
+    capacity: 0,
+    kind: 0,
+    index: 0,
+    thread_free: AtomicUsize::new(0),
+    next_remote: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
+    next: ptr::null_mut(),
+    prev: ptr::null_mut(),
+    empty_since: 0,
+    check_bits: ptr::null_mut(),
+    purged: false,
+});
+
+/// Maps and registers a new SuperSlab whose pages all point to the dead slab.
+fn map_superslab(populate: bool) -> *mut SuperSlab {
+    let ss = os::map_aligned(ss_size(), ss_size(), populate) as *mut SuperSlab;
+    if ss.is_null() {
+        return ss;
+    }
+    if policy::get(policy::Opt::HugePage) >= 2 {
+        // SAFETY: `ss` is the mapping just made.
+        unsafe { os::hugepage(ss as *mut u8, ss_size()) };
+    }
+    let pages = (ss as usize + HEADER) as *mut *const Slab;
+    for j in 0..max_slabs() {
+        // SAFETY: the page table lies inside the fresh mapping.
+        unsafe { *pages.add(j) = &DEAD_SLAB.0 };
+    }
+    SS_MAPPED.fetch_add(1, Relaxed);
+    register(ss as usize, ss_size());
+    ss
+}
+
 fn slabs_offset() -> usize {
     HEADER + max_slabs() * size_of::<usize>()
 }
@@ -169,12 +219,10 @@ pub fn acquire_slab(kind: usize) -> *mut Slab {
         let ss = p.take_empty_ss(kind);
         let ss = if ss.is_null() {
             drop(p);
-            let fresh = os::map_aligned(ss_size(), ss_size(), false) as *mut SuperSlab;
+            let fresh = map_superslab(false);
             if fresh.is_null() {
                 return ptr::null_mut();
             }
-            SS_MAPPED.fetch_add(1, Relaxed);
-            register(fresh as usize, ss_size());
             p = POOL.lock();
             fresh
         } else {
@@ -235,12 +283,10 @@ pub fn trim() {
 /// Maps `n` SuperSlabs ahead of use, faulted in (HAKMEM_PREWARM).
 pub fn prewarm(n: usize) {
     for _ in 0..n {
-        let ss = os::map_aligned(ss_size(), ss_size(), true) as *mut SuperSlab;
+        let ss = map_superslab(true);
         if ss.is_null() {
             return;
         }
-        SS_MAPPED.fetch_add(1, Relaxed);
-        register(ss as usize, ss_size());
         let mut p = POOL.lock();
         // SAFETY: `ss` is a fresh SuperSlab; the pool lock is held.
         unsafe {

@@ -13,7 +13,7 @@ static SETUP: Once = Once::new();
 fn setup() {
     SETUP.call_once(|| {
         init::ensure();
-        let mut v = [0u32; 14];
+        let mut v = [0u32; 15];
         for d in policy::OPTIONS {
             v[d.opt as usize] = d.defaults[1];
         }
