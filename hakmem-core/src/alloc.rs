@@ -103,10 +103,10 @@ fn nomem_if_null(p: *mut u8) -> *mut u8 {
 /// A large block; `zero` asks for zeroed memory.
 pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     init::ensure();
-    let (p, fresh) = large::alloc(size, align);
-    if zero && !p.is_null() && !fresh {
-        // SAFETY: `p` is a new block of at least `size` bytes.
-        unsafe { ptr::write_bytes(p, 0, size) };
+    let (p, dirty) = large::alloc(size, align);
+    if zero && !p.is_null() && dirty > 0 {
+        // SAFETY: `p` is a new block of at least `size` bytes; past `dirty` it is zero already.
+        unsafe { ptr::write_bytes(p, 0, size.min(dirty)) };
     }
     p
 }

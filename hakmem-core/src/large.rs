@@ -263,18 +263,19 @@ fn evict(keep_bytes: usize) {
     }
 }
 
-/// Allocates a large block of `size` bytes aligned to `align`. The second value says whether
-/// the memory is known to be zero. Null (and errno ENOMEM) on failure.
-pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
+/// Allocates a large block of `size` bytes aligned to `align`. The second value is how many
+/// leading bytes may be non-zero (0 for fresh pages; mremap's new pages are zero too).
+/// Null (and errno ENOMEM) on failure.
+pub fn alloc(size: usize, align: usize) -> (*mut u8, usize) {
     let extra = if align > PAGE { align } else { 0 };
     let len = match size.checked_add(PAGE - 1 + extra) {
         Some(n) if n <= isize::MAX as usize => n & !(PAGE - 1),
         _ => {
             os::set_errno(libc::ENOMEM);
-            return (ptr::null_mut(), false);
+            return (ptr::null_mut(), 0);
         }
     };
-    let mut zero = false;
+    let mut dirty = 0;
     let mut got: Option<(usize, usize)> = None;
     if extra == 0 && cache_limit() > 0 {
         let c = LARGE.lock().cache_take(len);
@@ -283,12 +284,14 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
             unsafe {
                 if c.len >= len {
                     got = Some((c.base, c.len));
+                    dirty = len;
                 } else {
                     let q = os::remap(c.base as *mut u8, c.len, len);
                     if q.is_null() {
                         os::unmap(c.base as *mut u8, c.len);
                     } else {
                         got = Some((q as usize, len));
+                        dirty = c.len;
                     }
                 }
             }
@@ -312,9 +315,8 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
             }
             if m.is_null() {
                 os::set_errno(libc::ENOMEM);
-                return (ptr::null_mut(), false);
+                return (ptr::null_mut(), 0);
             }
-            zero = true;
             (m as usize, len)
         }
     };
@@ -338,10 +340,10 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, bool) {
         // SAFETY: the mapping was just made and was never handed out.
         unsafe { os::unmap(base as *mut u8, mlen) };
         os::set_errno(libc::ENOMEM);
-        return (ptr::null_mut(), false);
+        return (ptr::null_mut(), 0);
     }
     ALLOCS.fetch_add(1, Relaxed);
-    (p as *mut u8, zero)
+    (p as *mut u8, dirty)
 }
 
 /// Frees a large block; false if `p` is not one.
@@ -455,9 +457,14 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
             })
         }
     };
-    if q.is_null() || !ok {
+    if !ok {
         os::set_errno(libc::ENOMEM);
         return Realloc::Failed;
+    }
+    if q.is_null() {
+        // mremap refuses ranges that span two kernel mappings (cached ranges can be merged from
+        // separate ones): allocate, copy and free instead.
+        return Realloc::Move;
     }
     Realloc::Done(q)
 }
