@@ -60,6 +60,8 @@ pub fn alloc(size: usize, c: usize) -> *mut u8 {
 
 /// # Safety
 /// `a` is a block boundary of `s` (validated), `s` a slab of the shared heap.
+#[cold]
+#[inline(never)]
 pub unsafe fn free_checked(s: *mut Slab, a: usize) {
     let mut g = SHARED.lock();
     let h: *mut heap::Heap = &mut *g;

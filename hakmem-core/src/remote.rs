@@ -5,7 +5,7 @@
 use crate::heap::{self, Heap};
 use crate::size_class::NUM_CLASSES;
 use crate::slab::{Block, Slab, NOTIFIED};
-use crate::tls::ThreadCache;
+use crate::tls::{ThreadCache, STATE_DEAD};
 use core::sync::atomic::{AtomicU64, Ordering::*};
 
 /// # Safety
@@ -42,11 +42,22 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize) {
     }
     let c = (*s).class as usize;
     if (*tc).heap.is_null() {
-        // A thread without a heap (it only frees, or it has exited) has no one to report its
-        // counters: count in the shared totals instead.
-        UNOWNED_REMOTE_FREES[c].fetch_add(1, Relaxed);
+        count_without_heap(tc, c);
     } else {
+        *(*tc).remote_frees.get_unchecked_mut(c) += 1;
+    }
+}
+
+/// A thread that only frees gets a heap on its first remote free, so that its counters stay in
+/// its own cache (and are handed over at exit) instead of costing an atomic per free. A thread
+/// past its exit handler counts in the shared totals.
+#[cold]
+#[inline(never)]
+unsafe fn count_without_heap(tc: *mut ThreadCache, c: usize) {
+    if (*tc).state != STATE_DEAD && !heap::attach(tc).is_null() {
         (*tc).remote_frees[c] += 1;
+    } else {
+        UNOWNED_REMOTE_FREES[c].fetch_add(1, Relaxed);
     }
 }
 
