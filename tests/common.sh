@@ -65,26 +65,41 @@ hk_describe_rc() {
     fi
 }
 
-# hk_run PRELOAD(yes|no) OUTBASE [VAR=value ...] -- CMD [ARGS...]
+# hk_run PRELOAD(yes|no) OUTBASE [-u VAR ...] [VAR=value ...] -- CMD [ARGS...]
 # Runs CMD under `timeout`, with LD_PRELOAD=$HK_LIB when PRELOAD is yes and a library is set,
-# stdout to OUTBASE.out, stderr to OUTBASE.err (stdin from /dev/null unless HK_STDIN is set).
-# Sets HK_RC. The shell's own "Aborted (core dumped)" notices are kept out of the output.
+# stdout to OUTBASE.out, stderr to OUTBASE.err, stdin from $HK_STDIN (default /dev/null).
+# "-u VAR" removes VAR from the environment. Sets HK_RC. The shell's own "Aborted (core dumped)"
+# notices are kept out of the output.
 hk_run() {
     local preload=$1 base=$2
     shift 2
-    local envs=()
+    local unsets=() sets=()
     while [ $# -gt 0 ] && [ "$1" != "--" ]; do
-        envs+=("$1")
-        shift
+        if [ "$1" = "-u" ]; then
+            unsets+=(-u "$2")
+            shift 2
+        else
+            sets+=("$1")
+            shift
+        fi
     done
     shift
     if [ "$preload" = yes ] && [ -n "$HK_LIB" ]; then
-        envs+=("LD_PRELOAD=$HK_LIB")
+        sets+=("LD_PRELOAD=$HK_LIB")
+    else
+        unsets+=(-u LD_PRELOAD)
     fi
     HK_RC=0
+    local t0=$EPOCHREALTIME
     {
-        timeout -k 5 "$HK_TIMEOUT" env "${envs[@]}" "$@" <"${HK_STDIN:-/dev/null}" >"$base.out" 2>"$base.err"
+        timeout -k 5 "$HK_TIMEOUT" env "${unsets[@]}" "${sets[@]}" "$@" \
+            <"${HK_STDIN:-/dev/null}" >"$base.out" 2>"$base.err"
     } 2>/dev/null || HK_RC=$?
+    # wall time of every run, for finding slow checks: $HK_TIMINGS (seconds, exit status, run)
+    if [ -n "${HK_TIMINGS:-}" ]; then
+        local t1=$EPOCHREALTIME
+        awk -v a="$t0" -v b="$t1" -v r="$HK_RC" -v n="${base##*/}" 'BEGIN { printf "%7.2f  rc=%-3d %s\n", b - a, r, n }' >>"$HK_TIMINGS"
+    fi
 }
 
 # hk_summary LABEL: prints the summary line and returns non-zero if anything failed.

@@ -439,6 +439,7 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
     } else {
         len
     };
+    let saved_errno = os::errno();
     // SAFETY: the entry was removed; the mapping is ours alone until reinserted.
     let q = unsafe { os::remap(e.base as *mut u8, e.len, len) };
     let (ptr_, len_) = if q.is_null() {
@@ -462,6 +463,7 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
         return Realloc::Failed;
     }
     if q.is_null() {
+        os::set_errno(saved_errno);
         // mremap refuses ranges that span two kernel mappings (cached ranges can be merged from
         // separate ones): allocate, copy and free instead.
         return Realloc::Move;

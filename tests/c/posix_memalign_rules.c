@@ -65,6 +65,27 @@ int main(void) {
                 free(live[a][s]);
             }
 
+    /* very large alignments: 4 MiB .. 64 MiB, small sizes and sizes just above the alignment */
+    for (size_t align = 4 << 20; align <= (64 << 20); align *= 2) {
+        size_t szs[] = {100, align + 1};
+        for (int s = 0; s < 2; s++) {
+            out = SENTINEL;
+            rc = p_posix_memalign(&out, align, szs[s]);
+            CHECK(rc == 0, "posix_memalign(align %zu MiB, size %zu) returned %d", align >> 20, szs[s], rc);
+            if (rc != 0) continue;
+            CHECK(HK_ALIGNED(out, align), "posix_memalign(align %zu MiB) = %p misaligned", align >> 20, out);
+            CHECK(malloc_usable_size(out) >= szs[s], "posix_memalign(align %zu MiB, size %zu): usable %zu",
+                  align >> 20, szs[s], malloc_usable_size(out));
+            unsigned char *c = out;
+            c[0] = 1;
+            c[szs[s] - 1] = 2;
+            free(out);
+        }
+        void *a = p_aligned_alloc(align, 4096);
+        CHECK(a != NULL && HK_ALIGNED(a, align), "aligned_alloc(%zu MiB, 4096) = %p", align >> 20, a);
+        free(a);
+    }
+
     /* ENOMEM cases: *out untouched */
     struct { size_t align, size; } nomem[] = {
         {8, SIZE_MAX}, {64, SIZE_MAX}, {4096, SIZE_MAX - 4096}, {64, SIZE_MAX / 2 + 1},

@@ -120,6 +120,38 @@ int main(void) {
         free(q);
     }
 
+    /* large blocks recycled by the allocator, then grown: realloc must not fail while memory is
+     * available (e.g. when a reused block does not start a mapping of its own, so mremap cannot
+     * move it, realloc has to fall back to allocate + copy + free) */
+    {
+        size_t bases[] = {256 << 10, 512 << 10, 1 << 20, 3 << 20};
+        for (size_t bi = 0; bi < sizeof bases / sizeof bases[0]; bi++) {
+            size_t n = bases[bi];
+            for (int rep = 0; rep < 8; rep++) {
+                void *a = malloc(n), *c = malloc(n);
+                REQUIRE(a != NULL && c != NULL, "malloc(%zu) failed", n);
+                hk_fill(a, n, 11);
+                hk_fill(c, n, 12);
+                void *blk[2] = {a, c};
+                for (int k = 0; k < 2; k++) {
+                    errno = 0;
+                    void *q = p_realloc(blk[k], 2 * n + 1);
+                    int e = errno;
+                    CHECK(q != NULL, "recycled large block, round %d: realloc(%p, %zu -> %zu) returned NULL, errno %d",
+                          rep, blk[k], n, 2 * n + 1, e);
+                    if (!q) { /* the old block is still ours */
+                        free(blk[k]);
+                        continue;
+                    }
+                    size_t bad = hk_check(q, n, 11 + (uint64_t)k);
+                    CHECK(bad == SIZE_MAX, "recycled large block: realloc(%zu -> %zu) lost contents at %zu", n,
+                          2 * n + 1, bad);
+                    free(q);
+                }
+            }
+        }
+    }
+
     /* realloc to the same size and to sizes within the same usable size keeps contents */
     for (size_t s = 1; s < 3000; s += 7) {
         void *q = malloc(s);
