@@ -50,6 +50,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 [ $# -ge 1 ] || usage
+[[ $timeout_s =~ ^[1-9][0-9]*$ ]] || { echo "verify: --timeout wants whole seconds > 0" >&2; exit 2; }
 
 failures=0
 ok() { [ "$quiet" = 1 ] || echo "verify: ok: $*"; }
@@ -188,18 +189,33 @@ fi
 
 # ---- the run --------------------------------------------------------------------------------
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/verify_symbols.XXXXXX") || { fail "mktemp failed"; verdict "$*"; }
-trap 'rm -rf "$tmp"' EXIT
+pid=""
+trap '[ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null; rm -rf "$tmp"' EXIT
 
-run_env=(LD_BIND_NOW=1 LD_DEBUG=bindings "LD_DEBUG_OUTPUT=$tmp/ld")
-if [ "$system" = 1 ]; then
-    run_env+=(LD_PRELOAD=)
-else
-    run_env+=("LD_PRELOAD=$lib_abs")
-    [ "$is_hakmem" = 1 ] && run_env+=(HAKMEM_STATS=json)
-fi
-runner=()
-command -v timeout >/dev/null && runner=(timeout -k 5 "$timeout_s")
-env "${run_env[@]}" "${runner[@]}" "$@" >"$tmp/stdout" 2>"$tmp/stderr"
+# The subshell execs COMMAND itself, so no helper process (env, timeout) runs under the library
+# or adds its own bindings and stats line to the report.
+(
+    export LD_BIND_NOW=1 LD_DEBUG=bindings LD_DEBUG_OUTPUT="$tmp/ld"
+    if [ "$system" = 1 ]; then
+        unset LD_PRELOAD
+    else
+        export LD_PRELOAD="$lib_abs"
+        [ "$is_hakmem" = 1 ] && export HAKMEM_STATS=json
+    fi
+    exec "$@"
+) >"$tmp/stdout" 2>"$tmp/stderr" </dev/null &
+pid=$!
+timed_out=0
+deadline=$((SECONDS + timeout_s))
+while kill -0 "$pid" 2>/dev/null; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+        timed_out=1
+        kill -KILL "$pid" 2>/dev/null
+        break
+    fi
+    sleep 0.05
+done
+wait "$pid" 2>/dev/null  # no "Killed" job message on a timeout
 status=$?
 show_output() {
     [ -s "$tmp/stderr" ] && tail -n 5 "$tmp/stderr" | grep -v '^{"hakmem":' | sed 's/^/verify:   stderr: /'
@@ -208,8 +224,8 @@ show_output() {
 }
 if [ "$status" -eq 0 ]; then
     ok "command exited 0 under ${lib_abs:-the system allocator}"
-elif [ -n "${runner[*]}" ] && { [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; }; then
-    fail "command did not finish within ${timeout_s}s"
+elif [ "$timed_out" = 1 ]; then
+    fail "command did not finish within ${timeout_s}s (killed)"
     show_output
 elif [ "$status" -gt 128 ]; then
     fail "command was killed by signal $((status - 128)) ($(kill -l $((status - 128)) 2>/dev/null || echo '?'))"

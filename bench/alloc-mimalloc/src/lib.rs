@@ -64,7 +64,11 @@ pub unsafe extern "C" fn reallocarray(p: *mut c_void, count: usize, size: usize)
 /// # Safety
 /// C ABI contract of `posix_memalign(3)`.
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, alignment: usize, size: usize) -> c_int {
+pub unsafe extern "C" fn posix_memalign(
+    out: *mut *mut c_void,
+    alignment: usize,
+    size: usize,
+) -> c_int {
     mi_posix_memalign(out, alignment, size)
 }
 
@@ -186,6 +190,10 @@ pub unsafe extern "C" fn __libc_pvalloc(size: usize) -> *mut c_void {
 /// # Safety
 /// Same as `posix_memalign`.
 #[cfg_attr(not(test), no_mangle)]
-pub unsafe extern "C" fn __posix_memalign(out: *mut *mut c_void, alignment: usize, size: usize) -> c_int {
+pub unsafe extern "C" fn __posix_memalign(
+    out: *mut *mut c_void,
+    alignment: usize,
+    size: usize,
+) -> c_int {
     mi_posix_memalign(out, alignment, size)
 }

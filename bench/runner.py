@@ -1,0 +1,859 @@
+#!/usr/bin/env python3
+"""hakmem benchmark runner (Python 3 standard library only).
+
+Builds the allocators and the C workloads, proves with scripts/verify_symbols.sh that each
+workload really runs on each allocator, runs them interleaved (A B C D, B C D A, ...), and
+reports medians with their spread, peak RSS and the ratio to mimalloc:
+  - a table on the terminal,
+  - bench/results/<timestamp>/report.md, runs.csv and chart.svg.
+
+  python3 bench/runner.py --quick                      # make bench (about 3 minutes on 2 cores)
+  python3 bench/runner.py --full                       # make bench-full
+  python3 bench/runner.py --workloads larson,tiny --allocs hakmem,mimalloc --reps 5
+  python3 bench/runner.py --alloc tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+"""
+
+import argparse
+import csv
+import datetime
+import hashlib
+import io
+import math
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xml.etree.ElementTree as ET
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(ROOT, "bench")
+SRC = os.path.join(BENCH, "src")
+BUILD = os.path.join(BENCH, "build")
+VERIFY = os.path.join(ROOT, "scripts", "verify_symbols.sh")
+SPAWN = os.path.join(BUILD, "spawn")
+NPROC = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+CFLAGS = ["-O2", "-pthread", "-fno-builtin-malloc", "-fno-builtin-free", "-fno-builtin-calloc",
+          "-fno-builtin-realloc"]
+
+
+class Workload:
+    """One benchmark: a binary in bench/build, its arguments per mode, and how to read its result."""
+
+    def __init__(self, name, binary, quick, full, verify, est_quick, est_full, what,
+                 metric="ops_per_sec", higher_is_better=True, stable_checksum=True, details=()):
+        self.name = name
+        self.binary = binary
+        self.args = {"quick": quick, "full": full}
+        self.verify_args = verify
+        self.est = {"quick": est_quick, "full": est_full}  # seconds per run, for the first ETA
+        self.what = what
+        self.metric = metric
+        self.higher_is_better = higher_is_better
+        self.stable_checksum = stable_checksum
+        self.details = details  # extra RESULT keys shown in the report
+
+    def path(self):
+        return os.path.join(BUILD, self.binary)
+
+
+LARSON_T = max(4, 2 * NPROC)
+PAIRS_N = max(2, NPROC)
+
+WORKLOADS = [
+    Workload("random_mixed", "random_mixed", ["iters=50000000"], ["iters=100000000"], ["iters=20000"],
+             0.7, 1.4, "random sizes 16-1024 B over 400 live slots, single thread"),
+    Workload("tiny", "tiny", ["rounds=1000000"], ["rounds=2000000"], ["rounds=200"],
+             0.5, 1.0, "100 x 16 B allocations then 100 frees, repeated"),
+    Workload("larson", "larson", [f"threads={LARSON_T}", "rounds=20", "ops=400000"],
+             [f"threads={LARSON_T}", "rounds=40", "ops=500000"],
+             ["threads=2", "rounds=2", "ops=2000", "slots=100"],
+             0.5, 1.2, f"{LARSON_T} threads replace random blocks, hand their arrays on and exit each round"),
+    Workload("prodcons", "prodcons", ["pairs=1", "count=6000000"], ["pairs=1", "count=12000000"],
+             ["pairs=1", "count=20000"], 0.7, 1.4, "1 producer/consumer pair: every free is remote"),
+    Workload("prodcons_n", "prodcons", [f"pairs={PAIRS_N}", "count=4000000"],
+             [f"pairs={PAIRS_N}", "count=8000000"], ["pairs=2", "count=20000"],
+             0.7, 1.4, f"{PAIRS_N} producer/consumer pairs: every free is remote"),
+    Workload("realloc_growth", "realloc_growth", ["steps=3000000"], ["steps=6000000"], ["steps=20000"],
+             0.7, 1.4, "buffers growing by realloc (append and doubling), then shrinking"),
+    Workload("large", "large", ["steps=600"], ["steps=1200"], ["steps=10"],
+             1.2, 2.4, "4 live blocks of 64 KiB-32 MiB (log-uniform), every page touched"),
+    Workload("thread_churn", "thread_churn", ["threads=15000"], ["threads=30000"], ["threads=50"],
+             1.7, 3.4, "short-lived threads (4 at a time) allocating 64 small blocks each"),
+    Workload("latency", "latency", ["iters=5000000"], ["iters=10000000"], ["iters=20000"],
+             0.8, 1.6, "per-call latency of malloc and free (random_mixed pattern, 1% big blocks)",
+             metric="all_p99_ns", higher_is_better=False,
+             details=("all_p50_ns", "all_p99_ns", "all_p999_ns", "all_max_ns", "malloc_p99_ns",
+                      "free_p99_ns", "timer_ns", "timer_res_ns")),
+    Workload("soak", "soak", ["seconds=4", "interval_ms=500", "warmup_ms=500"],
+             ["seconds=15", "interval_ms=1000", "warmup_ms=1000"],
+             ["seconds=1", "interval_ms=250", "warmup_ms=100"],
+             4.6, 16.1, "bounded long run: throughput, RSS and faults sampled over time",
+             stable_checksum=False,
+             details=("drift", "cv", "rss_first_kib", "rss_last_kib", "rss_growth", "minflt")),
+]
+WORKLOAD_BY_NAME = {w.name: w for w in WORKLOADS}
+
+
+class Allocator:
+    def __init__(self, name, lib, package=None, builtin=True):
+        self.name = name
+        self.lib = lib  # None: the system allocator (glibc), no preload
+        self.source = lib  # where lib was copied from (lib becomes the run's private snapshot)
+        self.sha = None
+        self.package = package  # cargo package that builds it
+        self.builtin = builtin
+        self.problem = None  # why it cannot be used at all (build failed, missing file)
+
+    def label(self):
+        return self.lib if self.lib else "glibc (no preload)"
+
+
+def builtin_allocators():
+    rel = os.path.join(ROOT, "target", "release")
+    return [
+        Allocator("glibc", None),
+        Allocator("mimalloc", os.path.join(rel, "libhakmem_bench_mimalloc.so"), "alloc-mimalloc"),
+        Allocator("jemalloc", os.path.join(rel, "libhakmem_bench_jemalloc.so"), "alloc-jemalloc"),
+        Allocator("hakmem", os.path.join(rel, "libhakmem.so"), "hakmem-preload"),
+    ]
+
+
+def log(msg=""):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def clean_env():
+    """The environment for builds and runs: no preload or dynamic-linker debugging inherited."""
+    env = dict(os.environ)
+    for k in ("LD_PRELOAD", "LD_DEBUG", "LD_DEBUG_OUTPUT", "LD_BIND_NOW", "HAKMEM_STATS"):
+        env.pop(k, None)
+    return env
+
+
+# ---------------------------------------------------------------------------------------- build
+
+def build_allocators(allocs):
+    pkgs = [a for a in allocs if a.package and a.builtin]
+    if not pkgs:
+        return
+    cmd = ["cargo", "build", "--release"]
+    for a in pkgs:
+        cmd += ["-p", a.package]
+    log("build: " + " ".join(cmd))
+    if subprocess.run(cmd, cwd=ROOT, env=clean_env()).returncode == 0:
+        for a in pkgs:
+            if not os.path.isfile(a.lib):
+                a.problem = f"build produced no {os.path.relpath(a.lib, ROOT)}"
+        return
+    # One broken package must not hide the others: build them one by one.
+    for a in pkgs:
+        one = ["cargo", "build", "--release", "-p", a.package]
+        log("build: " + " ".join(one))
+        r = subprocess.run(one, cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            tail = [l for l in r.stdout.splitlines() if l.startswith("error")][:1]
+            a.problem = f"build failed ({' '.join(one)}){': ' + tail[0] if tail else ''}"
+            log(f"build: {a.name}: {a.problem}")
+        elif not os.path.isfile(a.lib):
+            a.problem = f"build produced no {os.path.relpath(a.lib, ROOT)}"
+
+
+def build_workloads(workloads):
+    os.makedirs(BUILD, exist_ok=True)
+    common = os.path.join(SRC, "common.h")
+    failed = {}
+    for binary in ["spawn"] + sorted({w.binary for w in workloads}):
+        src = os.path.join(SRC, binary + ".c")
+        out = os.path.join(BUILD, binary)
+        newest = max(os.path.getmtime(src), os.path.getmtime(common), os.path.getmtime(__file__))
+        if os.path.isfile(out) and os.path.getmtime(out) >= newest:
+            continue
+        cmd = ["gcc", *CFLAGS, "-o", out, src, "-lm"]
+        log("build: " + " ".join(os.path.relpath(c, ROOT) if c.startswith(ROOT) else c for c in cmd))
+        r = subprocess.run(cmd, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            log(r.stdout)
+            failed[binary] = "compile failed"
+    if "spawn" in failed:
+        sys.exit("runner: cannot build bench/build/spawn, the launcher every run needs")
+    return failed
+
+
+# ------------------------------------------------------------------------------------ verifying
+
+def verify(alloc, workload, timeout):
+    """Run scripts/verify_symbols.sh; returns None when verified, else the reason."""
+    cmd = ["bash", VERIFY, "--quiet", "--timeout", str(timeout)]
+    cmd += ["--system"] if alloc.lib is None else ["--lib", alloc.lib]
+    cmd += [workload.path(), *workload.verify_args]
+    r = subprocess.run(cmd, cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       stdin=subprocess.DEVNULL, text=True)
+    if r.returncode == 0:
+        return None
+    reasons = [l.split("verify: FAIL: ", 1)[1] for l in r.stdout.splitlines() if "verify: FAIL: " in l]
+    why = "; ".join(reasons) if reasons else (r.stdout.strip().splitlines() or ["verify_symbols.sh failed"])[-1]
+    return why.replace(alloc.lib, alloc.source) if alloc.lib else why
+
+
+# ----------------------------------------------------------------------------------------- runs
+
+class Run:
+    FIELDS = ["seq", "round", "workload", "allocator", "rep", "status", "reason", "metric", "value",
+              "wall_s", "user_s", "sys_s", "maxrss_kib", "minflt", "majflt", "nvcsw", "nivcsw",
+              "checksum", "command", "result"]
+
+    def __init__(self, **kw):
+        self.__dict__.update({f: "" for f in self.FIELDS})
+        self.__dict__.update(kw)
+        self.keys = {}
+
+
+def parse_result(text):
+    line = None
+    for l in text.splitlines():
+        if l.startswith("RESULT "):
+            line = l
+    if line is None:
+        return None, {}
+    keys = {}
+    for tok in line.split()[1:]:
+        if "=" in tok:
+            k, v = tok.split("=", 1)
+            try:
+                keys[k] = float(v) if k != "checksum" else v
+            except ValueError:
+                keys[k] = v
+    return line, keys
+
+
+def run_once(workload, alloc, mode, timeout):
+    """One run through bench/build/spawn, which reaps the workload with wait4 and hands back its
+    rusage (peak RSS, CPU time, faults); returns a Run (status ok or FAILED)."""
+    cmd = [workload.path(), *workload.args[mode]]
+    with tempfile.TemporaryDirectory(prefix="hakmem-bench.") as tmp:
+        ru_file = os.path.join(tmp, "rusage")
+        out_file, err_file = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
+        with open(out_file, "w") as out, open(err_file, "w") as err:
+            t0 = time.monotonic()
+            p = subprocess.Popen([SPAWN, ru_file, alloc.lib or "", *cmd], stdout=out, stderr=err,
+                                 stdin=subprocess.DEVNULL, env=clean_env(), start_new_session=True)
+        killed = threading.Event()
+
+        def kill():
+            killed.set()
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            while True:
+                try:
+                    _, status, _ = os.wait4(p.pid, 0)
+                    break
+                except InterruptedError:
+                    continue
+                except KeyboardInterrupt:
+                    kill()
+                    os.wait4(p.pid, 0)
+                    p.returncode = -signal.SIGKILL
+                    raise
+        finally:
+            timer.cancel()
+        wall = time.monotonic() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        with open(out_file) as f:
+            stdout = f.read()
+        with open(err_file) as f:
+            stderr = f.read()
+        try:
+            with open(ru_file) as f:
+                rss, utime, stime, minflt, majflt, nvcsw, nivcsw = f.read().split()
+        except (OSError, ValueError):
+            rss = utime = stime = minflt = majflt = nvcsw = nivcsw = ""
+
+    run = Run(workload=workload.name, allocator=alloc.name, metric=workload.metric,
+              wall_s=f"{wall:.4f}", user_s=utime, sys_s=stime, maxrss_kib=rss, minflt=minflt,
+              majflt=majflt, nvcsw=nvcsw, nivcsw=nivcsw, command=" ".join(shlex.quote(c) for c in cmd))
+    line, keys = parse_result(stdout)
+    run.result = line or ""
+    run.keys = keys
+    last_err = [l for l in stderr.strip().splitlines() if not l.startswith('{"hakmem":')][-1:]
+    detail = f": {last_err[0][:160]}" if last_err else ""
+    if killed.is_set():
+        run.status, run.reason = "FAILED", f"timed out after {timeout}s"
+    elif p.returncode < 0:
+        try:
+            name = signal.Signals(-p.returncode).name
+        except ValueError:
+            name = f"signal {-p.returncode}"
+        run.status, run.reason = "FAILED", f"killed by {name}{detail}"
+    elif p.returncode != 0:
+        run.status, run.reason = "FAILED", f"exit status {p.returncode}{detail}"
+    elif line is None:
+        run.status, run.reason = "FAILED", "no RESULT line"
+    elif rss == "":
+        run.status, run.reason = "FAILED", "no rusage from bench/build/spawn"
+    elif not isinstance(keys.get(workload.metric), float) or not math.isfinite(keys[workload.metric]):
+        run.status, run.reason = "FAILED", f"RESULT has no number for {workload.metric}"
+    else:
+        run.status = "ok"
+        run.value = keys[workload.metric]
+        run.checksum = keys.get("checksum", "")
+    return run
+
+
+def check_checksums(workload, runs):
+    """Every run of a deterministic workload must print the same checksum; the reference is
+    glibc's when it ran, else the most common one."""
+    if not workload.stable_checksum:
+        return
+    ok = [r for r in runs if r.status == "ok"]
+    if not ok:
+        return
+    ref_runs = [r for r in ok if r.allocator == "glibc"] or ok
+    counts = {}
+    for r in ref_runs:
+        counts[r.checksum] = counts.get(r.checksum, 0) + 1
+    ref = max(counts, key=counts.get)
+    for r in ok:
+        if r.checksum != ref:
+            r.status, r.reason = "FAILED", f"bad checksum {r.checksum} (expected {ref})"
+
+
+# ------------------------------------------------------------------------------------ summaries
+
+class Cell:
+    """The summary of one workload x allocator."""
+
+    def __init__(self, workload, alloc, runs, unverified):
+        self.workload, self.alloc = workload, alloc
+        self.runs = runs
+        self.unverified = unverified
+        self.failed = [r for r in runs if r.status != "ok"]
+        vals = [r.value for r in runs if r.status == "ok"]
+        self.values = vals
+        self.ok = not unverified and not self.failed and bool(vals)
+        if self.ok:
+            self.median = statistics.median(vals)
+            self.lo, self.hi = min(vals), max(vals)
+            mean = statistics.fmean(vals)
+            self.cv = statistics.stdev(vals) / mean if len(vals) > 1 and mean else 0.0
+            self.rss = statistics.median(int(r.maxrss_kib) for r in runs)  # ok runs all have it
+            self.wall = statistics.median(float(r.wall_s) for r in runs)
+            self.details = {}
+            for k in workload.details:
+                xs = [r.keys[k] for r in runs if isinstance(r.keys.get(k), float)]
+                if xs:
+                    self.details[k] = statistics.median(xs)
+        self.ratio = None
+
+    def status_text(self):
+        if self.unverified:
+            return f"unverified: {self.unverified}"
+        if self.failed:
+            return f"FAILED ({len(self.failed)}/{len(self.runs)} runs: {self.failed[0].reason})"
+        if not self.values:
+            return "no runs"
+        return ""
+
+
+def fmt_metric(workload, v):
+    if workload.metric.endswith("_ns"):
+        return f"{v:,.0f} ns"
+    for div, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if v >= div:
+            return f"{v / div:.3g} {unit}/s"
+    return f"{v:.3g} /s"
+
+
+def fmt_num(v):
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def fmt_kib(k):
+    return f"{k / 1024:.1f} MiB" if k >= 1024 else f"{k:.0f} KiB"
+
+
+def summarize(workloads, allocs, runs, unverified, baseline):
+    cells = {}
+    for w in workloads:
+        for a in allocs:
+            rs = [r for r in runs if r.workload == w.name and r.allocator == a.name]
+            cells[w.name, a.name] = Cell(w, a, rs, unverified.get((w.name, a.name)))
+        base = cells.get((w.name, baseline))
+        for a in allocs:
+            c = cells[w.name, a.name]
+            if c.ok and base is not None and base.ok and base.median > 0 and c.median > 0:
+                c.ratio = c.median / base.median if w.higher_is_better else base.median / c.median
+    return cells
+
+
+def table_rows(workloads, allocs, cells, baseline):
+    header = ["workload", "allocator", "median", "min-max", "CV", f"vs {baseline}", "peak RSS", "wall"]
+    rows = []
+    for w in workloads:
+        for a in allocs:
+            c = cells[w.name, a.name]
+            if c.ok:
+                lo, hi = fmt_metric(w, c.lo), fmt_metric(w, c.hi)
+                rows.append([w.name, a.name, fmt_metric(w, c.median), f"{lo.split()[0]}-{hi}",
+                             f"{100 * c.cv:.1f}%", f"{c.ratio:.2f}x" if c.ratio else "n/a",
+                             fmt_kib(c.rss), f"{c.wall:.2f} s"])
+            else:
+                rows.append([w.name, a.name, c.status_text(), "", "", "", "", ""])
+    return header, rows
+
+
+def text_table(header, rows):
+    widths = [len(h) for h in header]
+    for r in rows:
+        for i, v in enumerate(r):
+            if r[3] != "" or i < 2:  # a status row's text runs across the later columns
+                widths[i] = max(widths[i], len(v))
+    out = io.StringIO()
+    out.write("  ".join(h.ljust(widths[i]) for i, h in enumerate(header)).rstrip() + "\n")
+    out.write("  ".join("-" * w for w in widths) + "\n")
+    prev = None
+    for r in rows:
+        if prev is not None and r[0] != prev:
+            out.write("\n")
+        prev = r[0]
+        if r[3] == "":  # a status instead of numbers runs across the columns
+            out.write(f"{r[0].ljust(widths[0])}  {r[1].ljust(widths[1])}  {r[2]}\n")
+        else:
+            out.write("  ".join(v.ljust(widths[i]) for i, v in enumerate(r)).rstrip() + "\n")
+    return out.getvalue()
+
+
+def md_table(header, rows):
+    esc = lambda s: s.replace("|", "\\|")
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for r in rows:
+        lines.append("| " + " | ".join(esc(v) for v in r) + " |")
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------ SVG
+
+PALETTE = {"glibc": "#8c8c8c", "mimalloc": "#1f77b4", "jemalloc": "#ff7f0e", "hakmem": "#2ca02c"}
+EXTRA_COLORS = ["#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+
+
+def xml_escape(s):
+    return (str(s).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;"))
+
+
+def nice_step(span):
+    raw = span / 6
+    mag = 10 ** math.floor(math.log10(raw)) if raw > 0 else 1
+    for m in (1, 2, 2.5, 5, 10):
+        if raw <= m * mag:
+            return m * mag
+    return 10 * mag
+
+
+def svg_chart(workloads, allocs, cells, baseline, title):
+    colors, extra = {}, iter(EXTRA_COLORS)
+    for a in allocs:
+        colors[a.name] = PALETTE.get(a.name) or next(extra, "#444444")
+    n = len(allocs)
+    bar_w = 18 if n <= 4 else 14
+    group_w = n * bar_w + 26
+    left, right, top, bottom = 64, 20, 84, 100
+    subtitle = (f"median of each allocator divided by {baseline}'s; above 1 = better than {baseline} "
+                f"(latency: p99 inverted, lower is better)")
+    # wide enough for the bars, the subtitle and the legend (about 6.5 px per character at 12 px)
+    legend_w = sum(24 + 8 * len(a.name) for a in allocs)
+    plot_w = max(group_w * len(workloads), int(6.5 * len(subtitle)) - right, legend_w, 360)
+    plot_h = 300
+    width, height = left + plot_w + right, top + plot_h + bottom
+    ratios = [c.ratio for c in cells.values() if c.ratio]
+    ymax = max(ratios + [1.2]) * 1.15  # room for the value labels above the tallest bar
+    step = nice_step(ymax)
+    ymax = math.ceil(ymax / step) * step
+    y = lambda v: top + plot_h - v / ymax * plot_h
+
+    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+         f'viewBox="0 0 {width} {height}" font-family="DejaVu Sans, Arial, Helvetica, sans-serif">',
+         f'<rect x="0" y="0" width="{width}" height="{height}" fill="#ffffff"/>',
+         f'<text x="{left}" y="24" font-size="16" font-weight="bold">{xml_escape(title)}</text>',
+         f'<text x="{left}" y="44" font-size="12" fill="#444">{xml_escape(subtitle)}</text>']
+    if not ratios:
+        s.append(f'<text x="{left + plot_w / 2:.0f}" y="{top + plot_h / 2:.0f}" font-size="14" '
+                 f'text-anchor="middle" fill="#a00">no ratios: {xml_escape(baseline)} has no result</text>')
+    # grid and axis
+    v = 0.0
+    while v <= ymax + 1e-9:
+        yy = y(v)
+        s.append(f'<line x1="{left}" y1="{yy:.1f}" x2="{left + plot_w}" y2="{yy:.1f}" stroke="#e0e0e0"/>')
+        s.append(f'<text x="{left - 8}" y="{yy + 4:.1f}" font-size="11" text-anchor="end">{v:g}</text>')
+        v += step
+    s.append(f'<text x="16" y="{top + plot_h / 2:.0f}" font-size="12" text-anchor="middle" '
+             f'transform="rotate(-90 16 {top + plot_h / 2:.0f})">ratio to {xml_escape(baseline)}</text>')
+    s.append(f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#333"/>')
+    s.append(f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#333"/>')
+    # the baseline's own level, under the bars and their labels
+    s.append(f'<line x1="{left}" y1="{y(1):.1f}" x2="{left + plot_w}" y2="{y(1):.1f}" stroke="#000" '
+             f'stroke-dasharray="5,4"/>')
+    # bars
+    for gi, w in enumerate(workloads):
+        gx = left + gi * group_w + 13
+        for ai, a in enumerate(allocs):
+            c = cells[w.name, a.name]
+            x = gx + ai * bar_w
+            if c.ratio:
+                yy = y(c.ratio)
+                s.append(f'<rect x="{x:.1f}" y="{yy:.1f}" width="{bar_w - 2}" height="{top + plot_h - yy:.1f}" '
+                         f'fill="{colors[a.name]}"><title>{xml_escape(w.name)} / {xml_escape(a.name)}: '
+                         f'{c.ratio:.2f}x ({xml_escape(fmt_metric(w, c.median))})</title></rect>')
+                tx, ty = x + (bar_w - 2) / 2 + 3.5, yy - 3
+                s.append(f'<text x="{tx:.1f}" y="{ty:.1f}" font-size="9" stroke="#fff" stroke-width="2.5" '
+                         f'paint-order="stroke" transform="rotate(-90 {tx:.1f} {ty:.1f})">{c.ratio:.2f}</text>')
+            else:
+                mark = "n/a" if c.ok or not (c.failed or c.unverified) else ("FAIL" if c.failed else "unverified")
+                tx, ty = x + (bar_w - 2) / 2 + 3.5, top + plot_h - 3
+                s.append(f'<text x="{tx:.1f}" y="{ty:.1f}" font-size="9" font-weight="bold" '
+                         f'fill="{colors[a.name]}" transform="rotate(-90 {tx:.1f} {ty:.1f})">{mark}'
+                         f'<title>{xml_escape(c.status_text())}</title></text>')
+        cx = gx + n * bar_w / 2
+        s.append(f'<text x="{cx:.1f}" y="{top + plot_h + 16}" font-size="11" text-anchor="end" '
+                 f'transform="rotate(-35 {cx:.1f} {top + plot_h + 16})">{xml_escape(w.name)}</text>')
+    # legend
+    lx = left
+    for a in allocs:
+        s.append(f'<rect x="{lx}" y="58" width="12" height="12" fill="{colors[a.name]}"/>')
+        s.append(f'<text x="{lx + 16}" y="68" font-size="12">{xml_escape(a.name)}</text>')
+        lx += 24 + 8 * len(a.name)
+    s.append("</svg>")
+    return "\n".join(s) + "\n"
+
+
+def check_svg(path):
+    """Parse the chart as XML; render it to PNG when a converter is installed."""
+    ET.parse(path)
+    png = path[:-4] + ".png"
+    for conv in (["rsvg-convert", "-o", png, path], ["inkscape", path, "--export-filename", png]):
+        try:
+            r = subprocess.run(conv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if r.returncode == 0 and os.path.isfile(png):
+            return png
+    return None
+
+
+# -------------------------------------------------------------------------------------- reports
+
+def machine_info():
+    info = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = f.read()
+        models = [l.split(":", 1)[1].strip() for l in cpu.splitlines() if l.startswith("model name")]
+        info["cpu"] = f"{models[0]} ({len(models)} logical CPUs in /proc/cpuinfo)" if models else "unknown"
+    except OSError:
+        info["cpu"] = "unknown"
+    info["nproc"] = str(NPROC)
+    try:
+        with open("/proc/meminfo") as f:
+            mem = next(l for l in f if l.startswith("MemTotal")).split()[1]
+        info["memory"] = f"{int(mem) / 1048576:.1f} GiB"
+    except (OSError, StopIteration):
+        pass
+    info["kernel"] = platform.release()
+    try:
+        info["libc"] = os.confstr("CS_GNU_LIBC_VERSION")
+    except (ValueError, OSError):
+        pass
+    for name, cmd in (("gcc", ["gcc", "--version"]), ("rustc", ["rustc", "--version"]),
+                      ("git", ["git", "-C", ROOT, "describe", "--always", "--dirty"])):
+        try:
+            r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=20)
+            if r.returncode == 0 and r.stdout.strip():
+                info[name] = r.stdout.splitlines()[0].strip()
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return info
+
+
+def snapshot_libs(allocs, snapdir):
+    """Copy every library before the first run and preload the copies, so that a rebuild while the
+    runner works (cargo in another terminal) cannot mix two versions into one comparison."""
+    for a in allocs:
+        if a.lib is None or a.problem:
+            continue
+        h = hashlib.sha256()
+        try:
+            with open(a.source, "rb") as f:
+                data = f.read()
+        except OSError as e:
+            a.problem = f"cannot read {a.source}: {e.strerror}"
+            continue
+        h.update(data)
+        a.sha = h.hexdigest()[:12]
+        a.mtime = datetime.datetime.fromtimestamp(os.path.getmtime(a.source)).strftime("%Y-%m-%d %H:%M:%S")
+        copy = os.path.join(snapdir, f"{a.name}-{os.path.basename(a.source)}")
+        with open(copy, "wb") as f:
+            f.write(data)
+        os.chmod(copy, 0o755)
+        a.lib = copy
+
+
+def lib_info(a):
+    if a.source is None:
+        return "system allocator, no LD_PRELOAD"
+    rel = os.path.relpath(a.source, ROOT) if a.source.startswith(ROOT + os.sep) else a.source
+    if a.sha is None:
+        return f"`{rel}`"
+    return f"`{rel}` (sha256 {a.sha}, built {a.mtime}; a copy taken at start was preloaded)"
+
+
+def write_report(outdir, argv, mode, reps, workloads, allocs, runs, cells, baseline, started,
+                 finished, load, interrupted, chart_png):
+    header, rows = table_rows(workloads, allocs, cells, baseline)
+    m = machine_info()
+    tuned = {k: v for k, v in os.environ.items()
+             if k.startswith(("HAKMEM_", "MIMALLOC_", "MALLOC_", "_RJEM_", "GLIBC_TUNABLES"))}
+    lines = [f"# hakmem benchmark report ({mode})", "",
+             f"- date: {started.strftime('%Y-%m-%d %H:%M:%S')} - {finished.strftime('%H:%M:%S')} "
+             f"({(finished - started).total_seconds() / 60:.1f} min)" + (" — INTERRUPTED" if interrupted else ""),
+             f"- machine: {m.get('cpu')}; nproc {m.get('nproc')}; memory {m.get('memory', '?')}; "
+             f"kernel {m.get('kernel')}; {m.get('libc', '')}",
+             f"- load average at start / end: {load[0]} / {load[1]}",
+             f"- toolchain: {m.get('gcc', 'gcc ?')}; {m.get('rustc', 'rustc ?')}; workloads built with "
+             f"`gcc {' '.join(CFLAGS)}`",
+             f"- source: git {m.get('git', 'unknown')}",
+             f"- command: `python3 {' '.join(shlex.quote(a) for a in argv)}`",
+             f"- runs: {reps} per allocator and workload, interleaved across allocators (the order rotates "
+             f"each round); each allocator verified per workload binary with `scripts/verify_symbols.sh` first",
+             f"- environment: {', '.join(f'{k}={v}' for k, v in sorted(tuned.items())) or 'no allocator tuning variables set'}",
+             "", "## Allocators", ""]
+    for a in allocs:
+        lines.append(f"- **{a.name}**: {lib_info(a)}" + (f" — {a.problem}" if a.problem else ""))
+    lines += ["", "## Results", "",
+              f"Median of the runs, min-max, coefficient of variation, ratio to {baseline} (above 1 = better: "
+              f"throughput / {baseline}'s, or {baseline}'s latency / this one's), median peak RSS "
+              "(`ru_maxrss` from `wait4`), median wall time of the whole process.", "",
+              md_table(header, rows), "", "![ratio to " + baseline + "](chart.svg)", ""]
+    if chart_png:
+        lines += [f"(also rendered as `{os.path.basename(chart_png)}`)", ""]
+    detail_ws = [w for w in workloads if w.details]
+    if detail_ws:
+        lines += ["## Details", ""]
+        for w in detail_ws:
+            keys = list(w.details)
+            lines += [f"### {w.name}", "", "| allocator | " + " | ".join(keys) + " |",
+                      "|---|" + "---|" * len(keys)]
+            for a in allocs:
+                c = cells[w.name, a.name]
+                vals = [fmt_num(c.details[k]) if c.ok and k in c.details else "-" for k in keys]
+                lines.append(f"| {a.name} | " + " | ".join(vals) + " |")
+            lines.append("")
+    lines += ["## Workloads", "", "| workload | what | arguments | metric |", "|---|---|---|---|"]
+    for w in workloads:
+        lines.append(f"| {w.name} | {w.what} | `{w.binary} {' '.join(w.args[mode])}` | "
+                     f"{w.metric} ({'higher' if w.higher_is_better else 'lower'} is better) |")
+    lines += ["", "Every run is in `runs.csv`.", ""]
+    with open(os.path.join(outdir, "report.md"), "w") as f:
+        f.write("\n".join(lines))
+
+
+def write_csv(outdir, runs):
+    with open(os.path.join(outdir, "runs.csv"), "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(Run.FIELDS)
+        for r in runs:
+            wr.writerow([getattr(r, k) for k in Run.FIELDS])
+
+
+# ----------------------------------------------------------------------------------------- main
+
+def fmt_eta(s):
+    s = int(max(0, s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--quick", action="store_true", help="short runs, 3 repetitions (default)")
+    g.add_argument("--full", action="store_true", help="longer runs, 5 repetitions")
+    ap.add_argument("--reps", type=int, help="repetitions per allocator and workload (at least 1)")
+    ap.add_argument("--workloads", help="comma-separated subset (see --list)")
+    ap.add_argument("--allocs", help="comma-separated subset of allocator names")
+    ap.add_argument("--alloc", action="append", default=[], metavar="NAME=PATH",
+                    help="add an allocator library to preload (or replace a built-in one's path, "
+                         "which then is not built); repeatable")
+    ap.add_argument("--baseline", default="mimalloc", help="allocator the ratios are taken against")
+    ap.add_argument("--no-build", action="store_true", help="use the libraries already built")
+    ap.add_argument("--timeout", type=int, help="seconds before a run counts as hung (default 120/300)")
+    ap.add_argument("--results", default=os.path.join(BENCH, "results"), help="where result folders go")
+    ap.add_argument("--list", action="store_true", help="list workloads and allocators, then exit")
+    return ap.parse_args(argv)
+
+
+def main(argv):
+    args = parse_args(argv[1:])
+    mode = "full" if args.full else "quick"
+    reps = args.reps if args.reps else (5 if mode == "full" else 3)
+    if reps < 1:
+        sys.exit("runner: --reps must be at least 1")
+    timeout = args.timeout or (300 if mode == "full" else 120)
+
+    allocs = builtin_allocators()
+    by_name = {a.name: a for a in allocs}
+    for spec in args.alloc:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            sys.exit(f"runner: --alloc wants NAME=PATH, got '{spec}'")
+        path = os.path.abspath(path)
+        if name in by_name:
+            by_name[name].lib = by_name[name].source = path
+            by_name[name].builtin = False
+        else:
+            a = Allocator(name, path, builtin=False)  # sets source too
+            allocs.append(a)
+            by_name[name] = a
+    if args.allocs:
+        names = [n.strip() for n in args.allocs.split(",") if n.strip()]
+        unknown = [n for n in names if n not in by_name]
+        if unknown:
+            sys.exit(f"runner: unknown allocator(s) {', '.join(unknown)}; known: {', '.join(by_name)}")
+        allocs = [by_name[n] for n in names]
+    workloads = WORKLOADS
+    if args.workloads:
+        names = [n.strip() for n in args.workloads.split(",") if n.strip()]
+        unknown = [n for n in names if n not in WORKLOAD_BY_NAME]
+        if unknown:
+            sys.exit(f"runner: unknown workload(s) {', '.join(unknown)}; known: {', '.join(WORKLOAD_BY_NAME)}")
+        workloads = [WORKLOAD_BY_NAME[n] for n in names]
+    if args.list:
+        for w in WORKLOADS:
+            print(f"{w.name:16} {w.what}")
+        print()
+        for a in allocs:
+            print(f"{a.name:16} {a.label()}")
+        return 0
+
+    started = datetime.datetime.now()
+    load0 = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    log(f"runner: {mode} mode, {reps} runs each, {len(workloads)} workloads x {len(allocs)} allocators, "
+        f"{NPROC} CPUs")
+
+    # Build what is needed.
+    if not args.no_build:
+        build_allocators(allocs)
+    for a in allocs:
+        if a.lib and not a.problem and not os.path.isfile(a.lib):
+            a.problem = f"{a.lib} not found"
+    bad_bins = build_workloads(workloads)
+
+    stamp = started.strftime("%Y%m%d-%H%M%S")
+    outdir = os.path.join(args.results, stamp)
+    os.makedirs(outdir, exist_ok=True)
+    snapdir = tempfile.mkdtemp(prefix="hakmem-bench-libs.")
+    try:
+        snapshot_libs(allocs, snapdir)
+        return measure(args, argv, mode, reps, timeout, allocs, workloads, bad_bins, outdir, started, load0)
+    finally:
+        shutil.rmtree(snapdir, ignore_errors=True)
+
+
+def measure(args, argv, mode, reps, timeout, allocs, workloads, bad_bins, outdir, started, load0):
+    """Verify, run interleaved, then write the table and the files; returns the exit status."""
+    runs, unverified = [], {}
+    durations = {}  # (workload, allocator) -> [seconds]
+    total = len(workloads) * len(allocs) * reps
+    done = 0
+    seq = 0
+    interrupted = False
+
+    def eta(widx):
+        left = 0.0
+        for w in workloads[widx:]:
+            for a in allocs:
+                if (w.name, a.name) in unverified:
+                    continue
+                d = durations.get((w.name, a.name)) or [x for (wn, _), xs in durations.items()
+                                                          if wn == w.name for x in xs]
+                per = statistics.fmean(d) if d else w.est[mode]
+                finished = len(durations.get((w.name, a.name), []))
+                left += per * max(0, reps - finished) + 0.3
+        return left
+
+    try:
+        for widx, w in enumerate(workloads):
+            # Verify each allocator on this workload's binary before any of its runs count.
+            for a in allocs:
+                if a.problem:
+                    unverified[w.name, a.name] = a.problem
+                elif w.binary in bad_bins:
+                    unverified[w.name, a.name] = bad_bins[w.binary]
+                else:
+                    log(f"[verify] {w.name} on {a.name} ...")
+                    why = verify(a, w, timeout)
+                    if why:
+                        unverified[w.name, a.name] = why
+                        log(f"[verify] {w.name} on {a.name}: unverified: {why}")
+            wruns = []
+            for rep in range(reps):
+                order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
+                for a in order:
+                    if (w.name, a.name) in unverified:
+                        done += 1
+                        continue
+                    seq += 1
+                    log(f"[{done + 1:>3}/{total}] {w.name:<15} {a.name:<10} run {rep + 1}/{reps}   "
+                        f"ETA {fmt_eta(eta(widx))}")
+                    r = run_once(w, a, mode, timeout)
+                    r.seq, r.round, r.rep = seq, rep + 1, rep + 1
+                    durations.setdefault((w.name, a.name), []).append(float(r.wall_s))
+                    if r.status != "ok":
+                        log(f"      FAILED: {r.reason}")
+                    wruns.append(r)
+                    done += 1
+            check_checksums(w, wruns)
+            runs += wruns
+    except KeyboardInterrupt:
+        interrupted = True
+        log("runner: interrupted; reporting the runs so far")
+
+    finished = datetime.datetime.now()
+    load1 = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    baseline = args.baseline
+    cells = summarize(workloads, allocs, runs, unverified, baseline)
+    header, rows = table_rows(workloads, allocs, cells, baseline)
+    title = (f"hakmem benchmarks ({mode}, {reps} run{'s' if reps != 1 else ''} each, {NPROC} CPUs, "
+             f"{started.strftime('%Y-%m-%d')})")
+    chart = os.path.join(outdir, "chart.svg")
+    with open(chart, "w") as f:
+        f.write(svg_chart(workloads, allocs, cells, baseline, title))
+    png = check_svg(chart)
+    write_csv(outdir, runs)
+    write_report(outdir, argv, mode, reps, workloads, allocs, runs, cells, baseline, started, finished,
+                 (load0, load1), interrupted, png)
+
+    print(text_table(header, rows))
+    print(f"ratio: vs {baseline}, above 1 = better. Results in {os.path.relpath(outdir)}/ "
+          f"(report.md, runs.csv, chart.svg{', chart.png' if png else ''}); "
+          f"{(finished - started).total_seconds() / 60:.1f} min")
+    missing = [c for c in cells.values() if not c.ok]
+    if missing:
+        print(f"runner: {len(missing)} of {len(cells)} results are missing (FAILED or unverified)")
+    return 130 if interrupted else (1 if missing else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

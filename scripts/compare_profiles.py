@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Compares hakmem's profiles (or any HAKMEM_* settings) on one workload, interleaved.
+
+usage: scripts/compare_profiles.py [--reps N] [--lib PATH] [--set NAME=ENV ...] -- PROGRAM ARGS...
+Each setting runs PROGRAM with LD_PRELOAD=LIB and its environment; runs are interleaved
+(A B C A B C ...). Reports the median and min-max of the program's `ops_per_sec=` value and of
+its peak RSS (from wait4), and each setting's ratio to the first one. Default settings are the
+three profiles: fast, balanced, lean. The library is verified first (scripts/verify_symbols.sh).
+"""
+import argparse, os, re, statistics, subprocess, sys
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--lib", default="target/release/libhakmem.so")
+    ap.add_argument("--set", action="append", default=[], help="NAME=VAR=VALUE[,VAR=VALUE...]")
+    ap.add_argument("cmd", nargs=argparse.REMAINDER)
+    a = ap.parse_args()
+    cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
+    if not cmd:
+        ap.error("give the program after --")
+    lib = os.path.abspath(a.lib)
+    settings = []
+    for s in a.set or ["fast=HAKMEM_PROFILE=fast", "balanced=HAKMEM_PROFILE=balanced", "lean=HAKMEM_PROFILE=lean"]:
+        name, _, envs = s.partition("=")
+        settings.append((name, dict(e.split("=", 1) for e in envs.split(",") if e)))
+    v = subprocess.run(["bash", "scripts/verify_symbols.sh", "--lib", lib] + cmd, capture_output=True, text=True)
+    if v.returncode != 0:
+        sys.exit("verification failed:\n" + v.stdout + v.stderr)
+    print(v.stdout.strip().splitlines()[-1] if v.stdout.strip() else "verified")
+    res = {n: ([], []) for n, _ in settings}
+    for r in range(a.reps):
+        for name, extra in settings:
+            env = dict(os.environ, LD_PRELOAD=lib, **extra)
+            rfd, wfd = os.pipe()
+            pid = os.fork()
+            if pid == 0:
+                os.close(rfd)
+                os.dup2(wfd, 1)
+                fd = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(fd, 2)
+                os.execvpe(cmd[0], cmd, env)
+            os.close(wfd)
+            out = b""
+            while True:
+                chunk = os.read(rfd, 65536)
+                if not chunk:
+                    break
+                out += chunk
+            os.close(rfd)
+            _, status, ru = os.wait4(pid, 0)
+            m = re.search(rb"ops_per_sec=([0-9.]+)", out)
+            if status != 0 or not m:
+                print(f"{name} run {r + 1}: FAILED (status {status})")
+                continue
+            res[name][0].append(float(m.group(1)))
+            res[name][1].append(ru.ru_maxrss / 1024.0)
+            print(f"  run {r + 1}/{a.reps} {name}: {float(m.group(1)):.0f} ops/s, peak RSS {ru.ru_maxrss / 1024.0:.1f} MiB", file=sys.stderr)
+    base = settings[0][0]
+    bt = statistics.median(res[base][0]) if res[base][0] else 0
+    br = statistics.median(res[base][1]) if res[base][1] else 0
+    print(f"{'setting':10} {'ops/s median':>14} {'(min-max)':>25} {'x ' + base:>8} {'peak RSS MiB':>13} {'(min-max)':>15} {'x ' + base:>8}")
+    for name, _ in settings:
+        t, rss = res[name]
+        if not t:
+            print(f"{name:10} FAILED")
+            continue
+        mt, mr = statistics.median(t), statistics.median(rss)
+        print(f"{name:10} {mt:14.0f} {f'({min(t):.0f}-{max(t):.0f})':>25} {mt / bt if bt else 0:8.2f} {mr:13.1f} {f'({min(rss):.1f}-{max(rss):.1f})':>15} {mr / br if br else 0:8.2f}")
+
+if __name__ == "__main__":
+    main()
