@@ -122,7 +122,7 @@ pub static OPTIONS: &[OptDef] = &[
         opt: Opt::HugePage,
         name: "HAKMEM_HUGEPAGE",
         kind: Kind::Int { min: 0, max: 2 },
-        defaults: [2, 1, 0],
+        defaults: [1, 1, 0],
         help: "transparent huge pages (madvise): 0 never, 1 large blocks of 2 MiB and more, 2 SuperSlabs too",
     },
     OptDef {
