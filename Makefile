@@ -34,6 +34,7 @@ bench: lib
 
 bench-full: lib
 	python3 bench/runner.py --full
+	python3 bench/readme_results.py
 
 clippy:
 	$(CARGO) clippy -p hakmem-core -p hakmem-preload --release -- -D warnings

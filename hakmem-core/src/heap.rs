@@ -238,7 +238,7 @@ pub unsafe fn classify(heap: *mut Heap, s: *mut Slab) {
         (*s).flags &= !IN_FULL;
         if (*s).flags & IN_PARTIAL == 0 {
             (*s).flags |= IN_PARTIAL;
-            (*heap).partial[c].push(s);
+            (*heap).partial[c].push_back(s);
         }
     }
 }

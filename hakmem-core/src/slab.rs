@@ -133,9 +133,12 @@ pub unsafe fn list_len_tail(head: *mut Block) -> (u32, *mut Block) {
     (n, tail)
 }
 
-/// An intrusive doubly linked list of slabs.
+/// An intrusive doubly linked list of slabs, popped at the head. `push` adds at the head;
+/// `push_back` at the tail, so that a slab that just got a block back waits its turn and
+/// gathers more before it is used (mimalloc's page queues do the same).
 pub struct SlabList {
     pub head: *mut Slab,
+    pub tail: *mut Slab,
     pub len: usize,
 }
 
@@ -143,6 +146,7 @@ impl SlabList {
     pub const fn new() -> Self {
         SlabList {
             head: ptr::null_mut(),
+            tail: ptr::null_mut(),
             len: 0,
         }
     }
@@ -152,10 +156,26 @@ impl SlabList {
     pub unsafe fn push(&mut self, s: *mut Slab) {
         (*s).prev = ptr::null_mut();
         (*s).next = self.head;
-        if !self.head.is_null() {
+        if self.head.is_null() {
+            self.tail = s;
+        } else {
             (*self.head).prev = s;
         }
         self.head = s;
+        self.len += 1;
+    }
+
+    /// # Safety
+    /// `s` is valid and in no list.
+    pub unsafe fn push_back(&mut self, s: *mut Slab) {
+        (*s).next = ptr::null_mut();
+        (*s).prev = self.tail;
+        if self.tail.is_null() {
+            self.head = s;
+        } else {
+            (*self.tail).next = s;
+        }
+        self.tail = s;
         self.len += 1;
     }
 
@@ -167,7 +187,9 @@ impl SlabList {
         } else {
             (*(*s).prev).next = (*s).next;
         }
-        if !(*s).next.is_null() {
+        if (*s).next.is_null() {
+            self.tail = (*s).prev;
+        } else {
             (*(*s).next).prev = (*s).prev;
         }
         (*s).next = ptr::null_mut();
