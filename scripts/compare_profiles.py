@@ -7,7 +7,7 @@ Each setting runs PROGRAM with LD_PRELOAD=LIB and its environment; runs are inte
 its peak RSS (from wait4), and each setting's ratio to the first one. Default settings are the
 three profiles: fast, balanced, lean. The library is verified first (scripts/verify_symbols.sh).
 """
-import argparse, os, re, statistics, subprocess, sys
+import argparse, os, re, statistics, subprocess, sys, tempfile
 
 def main():
     ap = argparse.ArgumentParser()
@@ -28,34 +28,26 @@ def main():
     if v.returncode != 0:
         sys.exit("verification failed:\n" + v.stdout + v.stderr)
     print(v.stdout.strip().splitlines()[-1] if v.stdout.strip() else "verified")
+    spawn = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "build", "spawn")
+    if not os.access(spawn, os.X_OK):
+        sys.exit("bench/build/spawn is missing: run `make bench` once (or gcc -O2 -o bench/build/spawn bench/src/spawn.c)")
     res = {n: ([], []) for n, _ in settings}
+    ru_file = os.path.join(tempfile.mkdtemp(), "rusage")
     for r in range(a.reps):
         for name, extra in settings:
-            env = dict(os.environ, LD_PRELOAD=lib, **extra)
-            rfd, wfd = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                os.close(rfd)
-                os.dup2(wfd, 1)
-                fd = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(fd, 2)
-                os.execvpe(cmd[0], cmd, env)
-            os.close(wfd)
-            out = b""
-            while True:
-                chunk = os.read(rfd, 65536)
-                if not chunk:
-                    break
-                out += chunk
-            os.close(rfd)
-            _, status, ru = os.wait4(pid, 0)
-            m = re.search(rb"ops_per_sec=([0-9.]+)", out)
-            if status != 0 or not m:
-                print(f"{name} run {r + 1}: FAILED (status {status})")
+            # Through bench/build/spawn: peak RSS survives exec, so a child forked from this
+            # Python process would start with Python's RSS as its own peak.
+            env = dict(os.environ, **extra)
+            env.pop("LD_PRELOAD", None)
+            p = subprocess.run([spawn, ru_file, lib] + cmd, env=env, capture_output=True)
+            m = re.search(rb"ops_per_sec=([0-9.]+)", p.stdout)
+            if p.returncode != 0 or not m:
+                print(f"{name} run {r + 1}: FAILED (status {p.returncode})")
                 continue
+            maxrss_mib = float(open(ru_file).read().split()[0]) / 1024.0
             res[name][0].append(float(m.group(1)))
-            res[name][1].append(ru.ru_maxrss / 1024.0)
-            print(f"  run {r + 1}/{a.reps} {name}: {float(m.group(1)):.0f} ops/s, peak RSS {ru.ru_maxrss / 1024.0:.1f} MiB", file=sys.stderr)
+            res[name][1].append(maxrss_mib)
+            print(f"  run {r + 1}/{a.reps} {name}: {float(m.group(1)):.0f} ops/s, peak RSS {maxrss_mib:.1f} MiB", file=sys.stderr)
     base = settings[0][0]
     bt = statistics.median(res[base][0]) if res[base][0] else 0
     br = statistics.median(res[base][1]) if res[base][1] else 0
