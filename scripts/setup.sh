@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Installs what hakmem's build, tests and benchmarks need on a fresh Debian/Ubuntu machine.
+# Installs what hakmem's build, tests and benchmarks need on a fresh Debian/Ubuntu machine:
+# a C/C++ toolchain for the test and benchmark programs, python3 for the runner, valgrind for
+# instruction counts, binutils for the symbol checks, and the real programs the tests run.
 set -euo pipefail
 need=()
-for pkg in gcc g++ make python3 binutils valgrind file; do
-  case $pkg in
-    binutils) command -v objdump >/dev/null || need+=(binutils) ;;
-    *) command -v "$pkg" >/dev/null || need+=("$pkg") ;;
-  esac
+for pair in gcc:gcc g++:g++ make:make python3:python3 objdump:binutils valgrind:valgrind file:file \
+            sqlite3:sqlite3 xz:xz-utils perl:perl; do
+  cmd=${pair%%:*} pkg=${pair#*:}
+  command -v "$cmd" >/dev/null || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${need[@]}"
 fi
-command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust from rustup first" >&2; exit 1; }
+command -v cargo >/dev/null || { echo "setup: cargo not found: install Rust (stable) with rustup first" >&2; exit 1; }
 echo "setup: ok ($(cargo --version))"
