@@ -335,4 +335,24 @@ if selected awk; then
     fi
 fi
 
+# CPython's own regression tests (a selection that stresses objects, containers, pickling, I/O,
+# subprocesses and sqlite) must pass under the library. Skipped where the interpreter ships
+# without its test package.
+if selected python_regrtest; then
+    if ! python3 -c 'import test.libregrtest' >/dev/null 2>&1; then
+        hk_skip python_regrtest "python3 has no test package"
+    else
+        hk_run yes "$LOGS/python_regrtest" PYTHONHASHSEED=0 -- python3 -m test -j2 \
+            test_dict test_list test_set test_collections test_itertools test_functools test_pickle \
+            test_json test_re test_unicode test_bytes test_io test_array test_struct test_deque \
+            test_weakref test_gc test_subprocess test_queue test_zlib test_sqlite3
+        if [ "$HK_RC" -eq 0 ] && grep -q "Result: SUCCESS" "$LOGS/python_regrtest.out"; then
+            hk_ok python_regrtest
+        else
+            hk_fail python_regrtest "python3 -m test under the library: $(hk_describe_rc "$HK_RC")" \
+                "$LOGS/python_regrtest.out"
+        fi
+    fi
+fi
+
 hk_summary real-programs
