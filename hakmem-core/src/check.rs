@@ -2,7 +2,7 @@
 //! in its last bytes, and each slab keeps a bitmap of live blocks, so a double free or a write
 //! past the end is reported at `free`. All calls go through the shared heap under its lock.
 
-use crate::heap::{self, refill, shared_free_locked, SHARED};
+use crate::heap::{self, shared_free_locked, SHARED};
 use crate::os::PAGE;
 use crate::size_class::{class_for_aligned, class_size};
 use crate::slab::Slab;
@@ -31,16 +31,7 @@ pub fn alloc(size: usize, c: usize) -> *mut u8 {
     let h: *mut heap::Heap = &mut *g;
     // SAFETY: the shared lock is held; the block returned is live and owned by us.
     unsafe {
-        let b = {
-            let bin = &mut (*h).bins()[c];
-            let b = bin.free;
-            if b.is_null() {
-                refill(h, c)
-            } else {
-                bin.free = (*b).next;
-                b
-            }
-        };
+        let b = heap::pop_or_refill(h, c);
         if b.is_null() {
             crate::os::set_errno(libc::ENOMEM);
             return ptr::null_mut();

@@ -347,14 +347,27 @@ pub fn shared_ptr() -> *mut Heap {
     unsafe { SHARED.get_unlocked() as *mut Heap }
 }
 
+/// A block of class `c` from `heap`'s bin, refilling it when empty (the slow-path allocation of
+/// heaps that are not a thread's own: the shared heap and checking mode).
+///
+/// # Safety
+/// The caller owns `heap`.
+pub unsafe fn pop_or_refill(heap: *mut Heap, c: usize) -> *mut Block {
+    let b = pop(&mut (*heap).bins()[c]);
+    if b.is_null() {
+        refill(heap, c)
+    } else {
+        b
+    }
+}
+
 /// Allocates a block of class `c` from the shared heap (slow: takes its lock).
 pub fn shared_alloc(c: usize) -> *mut u8 {
     let mut g = SHARED.lock();
     let heap: *mut Heap = &mut *g;
     // SAFETY: the shared lock is held, so this thread owns the shared heap.
     unsafe {
-        let b = pop(&mut (*heap).bins()[c]);
-        let b = if b.is_null() { refill(heap, c) } else { b };
+        let b = pop_or_refill(heap, c);
         if !b.is_null() {
             (*heap).stat_allocs[c] += 1;
         }
