@@ -2,7 +2,7 @@
 CARGO ?= cargo
 LIB   := target/release/libhakmem.so
 
-.PHONY: all lib test test-core test-c test-ext test-verify test-real bench bench-full clippy fmt clean deps
+.PHONY: all lib test test-core test-c test-ext test-verify test-real test-profiles bench bench-full clippy fmt clean deps
 
 all: lib
 
@@ -11,7 +11,7 @@ lib:
 	@test -f $(LIB) && echo "built $(LIB)"
 
 # The whole suite: core unit/property tests, then C programs and real programs under LD_PRELOAD.
-test: lib test-core test-c test-ext test-verify test-real
+test: lib test-core test-c test-ext test-verify test-real test-profiles
 	@echo "make test: all suites passed"
 
 test-core:
@@ -25,6 +25,11 @@ test-ext: lib
 
 test-real: lib
 	bash tests/run_real_programs.sh $(LIB)
+
+# The C suite again under other settings, so that every policy variant stays correct.
+PROFILE_VARIANTS := HAKMEM_PROFILE=lean HAKMEM_PROFILE=fast HAKMEM_SUPERSLAB_MB=16 HAKMEM_CHECK=1
+test-profiles: lib
+	@for v in $(PROFILE_VARIANTS); do echo "# c-tests with $$v"; env $$v bash tests/run_c_tests.sh $(LIB) || exit 1; done
 
 test-verify: lib
 	bash scripts/test_verify_symbols.sh $(LIB)
