@@ -32,6 +32,10 @@ pub fn malloc(size: usize) -> *mut u8 {
                 (*bin).allocs += 1;
                 return b as *mut u8;
             }
+            let b = take_local_frees(bin);
+            if !b.is_null() {
+                return b;
+            }
             return alloc_slow(size, off / BIN_BYTES);
         }
     }
@@ -60,8 +64,36 @@ fn alloc_class(c: usize, size: usize) -> *mut u8 {
             bin.allocs += 1;
             return b as *mut u8;
         }
+        let b = take_local_frees(bin);
+        if !b.is_null() {
+            return b;
+        }
     }
     alloc_slow(size, c)
+}
+
+/// The bin ran dry: take the frees its current slab received from this thread since the last
+/// refill (the common refill, kept out of the slow path's call) and return the first one.
+///
+/// # Safety
+/// `bin` is one of this thread's bins.
+#[inline(always)]
+unsafe fn take_local_frees(bin: *mut Bin) -> *mut u8 {
+    let s = (*bin).slab;
+    if s.is_null() {
+        return ptr::null_mut();
+    }
+    let b = (*s).local_free;
+    if b.is_null() {
+        return ptr::null_mut();
+    }
+    // Every carved block is now user-held, in the bin, or a remote free not yet collected
+    // (which `used` still counts).
+    (*s).local_free = ptr::null_mut();
+    (*s).used = (*s).carved;
+    (*bin).free = (*b).next;
+    (*bin).allocs += 1;
+    b as *mut u8
 }
 
 #[cold]
@@ -125,20 +157,15 @@ pub unsafe fn free(p: *mut u8) {
         return report_invalid(p, "free");
     }
     let tc = thread_cache();
-    let bin = &mut *((tc as *mut u8).add((*s).bin_offset as usize) as *mut Bin);
-    let b = a as *mut Block;
-    if bin.slab == s {
-        (*b).next = bin.free;
-        bin.free = b;
-        bin.frees += 1;
-        return;
-    }
     let h = (*tc).heap;
     if (*s).heap.load(Relaxed) == h {
+        // The owner: onto the slab's local list (the bin takes it back when it runs dry), so
+        // that free has one well-predicted branch whichever slab the block is in.
+        let b = a as *mut Block;
         (*b).next = (*s).local_free;
         (*s).local_free = b;
         (*s).used -= 1;
-        bin.frees += 1;
+        (*((tc as *mut u8).add((*s).bin_offset as usize) as *mut Bin)).frees += 1;
         if (*s).used == 0 || (*s).flags & IN_FULL != 0 {
             free_local_slow(h, s);
         }

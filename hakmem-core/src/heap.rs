@@ -141,8 +141,16 @@ unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
 pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
     let cur = (*heap).bins()[c].slab;
     if !cur.is_null() {
-        let r = (*cur).take_remote_keep_flag();
         let bin = &mut (*heap).bins()[c];
+        if !(*cur).local_free.is_null() {
+            // The owner's frees since the last refill. Every carved block is now user-held,
+            // in the bin, or a remote free not yet collected (still counted).
+            bin.free = (*cur).local_free;
+            (*cur).local_free = ptr::null_mut();
+            (*cur).used = (*cur).carved;
+            return pop(bin);
+        }
+        let r = (*cur).take_remote_keep_flag();
         if !r.is_null() {
             bin.free = r;
             return pop(bin);
