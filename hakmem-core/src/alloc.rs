@@ -2,9 +2,9 @@
 //! (calloc, realloc, the aligned family, usable size). The C exports in `hakmem-preload` are
 //! one-line calls into these functions.
 //!
-//! malloc fast path: class from a table, pop the thread's bin. free fast path: registry bit,
-//! slab descriptor, block-boundary check, push onto the thread's bin (current slab) or the
-//! slab's local list (other slab of this thread); anything else is out of line.
+//! malloc fast path: class from a table, pop the thread's bin; when it is dry, take the current
+//! slab's local list in one step. free fast path: registry bit, slab descriptor, block-boundary
+//! check, push onto the slab's local list if this thread owns it; anything else is out of line.
 
 use crate::heap;
 use crate::init;
@@ -72,27 +72,17 @@ fn alloc_class(c: usize, size: usize) -> *mut u8 {
     alloc_slow(size, c)
 }
 
-/// The bin ran dry: take the frees its current slab received from this thread since the last
-/// refill (the common refill, kept out of the slow path's call) and return the first one.
+/// The bin ran dry: take its current slab's local frees (the common refill, without the slow
+/// path's call), counting the allocation.
 ///
 /// # Safety
 /// `bin` is one of this thread's bins.
 #[inline(always)]
 unsafe fn take_local_frees(bin: *mut Bin) -> *mut u8 {
-    let s = (*bin).slab;
-    if s.is_null() {
-        return ptr::null_mut();
+    let b = heap::take_local_frees(bin);
+    if !b.is_null() {
+        (*bin).allocs += 1;
     }
-    let b = (*s).local_free;
-    if b.is_null() {
-        return ptr::null_mut();
-    }
-    // Every carved block is now user-held, in the bin, or a remote free not yet collected
-    // (which `used` still counts).
-    (*s).local_free = ptr::null_mut();
-    (*s).used = (*s).carved;
-    (*bin).free = (*b).next;
-    (*bin).allocs += 1;
     b as *mut u8
 }
 

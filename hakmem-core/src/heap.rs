@@ -88,6 +88,29 @@ fn batch_for(c: usize) -> u32 {
     policy::get(policy::Opt::RefillBatch).min(by_bytes).max(1)
 }
 
+/// The bin ran dry: takes the frees its current slab received from its owner since the last
+/// refill, in one step, and returns the first of them (null if there are none).
+///
+/// # Safety
+/// `bin` belongs to the caller (its thread's bins, or a heap it owns).
+#[inline(always)]
+pub unsafe fn take_local_frees(bin: *mut Bin) -> *mut Block {
+    let s = (*bin).slab;
+    if s.is_null() {
+        return ptr::null_mut();
+    }
+    let b = (*s).local_free;
+    if b.is_null() {
+        return ptr::null_mut();
+    }
+    // Every carved block is now user-held, in the bin, or a remote free not yet collected
+    // (which `used` still counts).
+    (*s).local_free = ptr::null_mut();
+    (*s).used = (*s).carved;
+    (*bin).free = (*b).next;
+    b
+}
+
 /// Prepares a pool slab for class `c` in `heap`.
 unsafe fn format_slab(s: *mut Slab, c: usize, heap: *mut Heap) {
     let bs = class_size(c) as u32;
@@ -142,13 +165,9 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
     let cur = (*heap).bins()[c].slab;
     if !cur.is_null() {
         let bin = &mut (*heap).bins()[c];
-        if !(*cur).local_free.is_null() {
-            // The owner's frees since the last refill. Every carved block is now user-held,
-            // in the bin, or a remote free not yet collected (still counted).
-            bin.free = (*cur).local_free;
-            (*cur).local_free = ptr::null_mut();
-            (*cur).used = (*cur).carved;
-            return pop(bin);
+        let b = take_local_frees(bin);
+        if !b.is_null() {
+            return b;
         }
         let r = (*cur).take_remote_keep_flag();
         if !r.is_null() {
