@@ -402,22 +402,18 @@ pub fn shared_alloc(c: usize) -> *mut u8 {
     }
 }
 
-/// Frees a block of a shared-heap slab as its owner (used in checking mode, under the lock).
+/// Frees a block of a shared-heap slab as its owner (checking mode, under the lock): the same
+/// steps as the owner's free in `alloc::free`.
 ///
 /// # Safety
 /// The shared lock is held; `s` belongs to the shared heap and `a` is a live block of it.
 pub unsafe fn shared_free_locked(heap: *mut Heap, s: *mut Slab, a: usize) {
-    let c = (*s).class as usize;
     let b = a as *mut Block;
-    (*heap).stat_frees[c] += 1;
-    let bin = &mut (*heap).bins()[c];
-    if bin.slab == s {
-        (*b).next = bin.free;
-        bin.free = b;
-        return;
-    }
+    (*heap).stat_frees[(*s).class as usize] += 1;
     (*b).next = (*s).local_free;
     (*s).local_free = b;
     (*s).used -= 1;
-    classify(heap, s);
+    if (*s).used == 0 || (*s).flags & IN_FULL != 0 {
+        classify(heap, s);
+    }
 }

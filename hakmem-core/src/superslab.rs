@@ -408,17 +408,3 @@ impl Pool {
         p
     }
 }
-
-/// Counts of free slabs and empty SuperSlabs (statistics).
-pub fn pool_counts() -> (usize, usize) {
-    let p = POOL.lock();
-    let slabs = p.free_slabs.iter().map(|l| l.len).sum();
-    let mut n = 0;
-    let mut ss = p.empty_ss;
-    while !ss.is_null() {
-        n += 1;
-        // SAFETY: empty SuperSlabs stay mapped; the lock is held.
-        ss = unsafe { (*ss).next };
-    }
-    (slabs, n)
-}

@@ -21,7 +21,7 @@ pub struct Bin {
 
 pub const BIN_BYTES: usize = core::mem::size_of::<Bin>();
 
-pub const STATE_NEW: usize = 0;
+/// `state` starts at 0 (no heap yet); attaching a heap makes it active.
 pub const STATE_ACTIVE: usize = 1;
 /// The thread ran its exit handler: later calls are served by the shared heap.
 pub const STATE_DEAD: usize = 2;
