@@ -10,7 +10,7 @@ reports medians with their spread, peak RSS and the ratio to mimalloc:
   python3 bench/runner.py --quick                      # make bench (about 3 minutes on 2 cores)
   python3 bench/runner.py --full                       # make bench-full
   python3 bench/runner.py --workloads larson,tiny --allocs hakmem,mimalloc --reps 5
-  python3 bench/runner.py --alloc tcmalloc=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+  python3 bench/runner.py --alloc tcmalloc2=/path/to/libtcmalloc.so   # any other library
 """
 
 import argparse
@@ -64,6 +64,8 @@ class Workload:
 
 
 LARSON_T = max(4, 2 * NPROC)
+# Debian's libtcmalloc-minimal4 (gperftools), installed by scripts/setup.sh.
+TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
 PAIRS_N = max(2, NPROC)
 
 WORKLOADS = [
@@ -89,6 +91,20 @@ WORKLOADS = [
     Workload("prodcons_n", "prodcons", [f"pairs={PAIRS_N}", "count=4000000"],
              [f"pairs={PAIRS_N}", "count=8000000"], ["pairs=2", "count=20000"],
              0.7, 1.4, f"{PAIRS_N} producer/consumer pairs: every free is remote"),
+    Workload("larson_handoff", "larson_handoff", [f"threads={LARSON_T}", "batches=1000"],
+             [f"threads={LARSON_T}", "batches=2000"],
+             ["threads=2", "batches=4", "batch=100", "slots=100"],
+             0.7, 1.4, f"{LARSON_T} live threads replace random blocks and hand their arrays round a ring"),
+    Workload("xthread_random", "xthread_random", [f"threads={LARSON_T}", "ops=1000000"],
+             [f"threads={LARSON_T}", "ops=2000000"], ["threads=2", "ops=2000", "slots=256"],
+             0.7, 1.4, f"{LARSON_T} threads swap 16 B-16 KiB blocks through a shared array, freeing what comes out"),
+    Workload("oversub_churn", "oversub_churn", ["threads=32", "workers=320", "ops=25000"],
+             ["threads=32", "workers=640", "ops=25000"],
+             ["threads=8", "workers=16", "ops=500", "slots=256"],
+             0.7, 1.4, "32 threads on the cores, restarted as they exit, passing blocks with frees and reallocs"),
+    Workload("mt_mixed", "mt_mixed", [f"threads={LARSON_T}", "ops=1000000"],
+             [f"threads={LARSON_T}", "ops=2000000"], ["threads=2", "ops=2000", "ws=100"],
+             0.7, 1.4, f"{LARSON_T} threads churn 16 B-64 KiB blocks, one in 8 freed by another thread"),
     Workload("realloc_growth", "realloc_growth", ["steps=3000000"], ["steps=6000000"], ["steps=20000"],
              0.7, 1.4, "buffers growing by realloc (append and doubling), then shrinking"),
     Workload("large", "large", ["steps=600"], ["steps=1200"], ["steps=10"],
@@ -135,6 +151,7 @@ def builtin_allocators():
         Allocator("glibc", None),
         Allocator("mimalloc", os.path.join(rel, "libhakmem_bench_mimalloc.so"), "alloc-mimalloc"),
         Allocator("jemalloc", os.path.join(rel, "libhakmem_bench_jemalloc.so"), "alloc-jemalloc"),
+        Allocator("tcmalloc", TCMALLOC),
         Allocator("hakmem", os.path.join(rel, "libhakmem.so"), "hakmem-preload"),
     ]
 
@@ -753,6 +770,11 @@ def main(argv):
         if unknown:
             sys.exit(f"runner: unknown workload(s) {', '.join(unknown)}; known: {', '.join(WORKLOAD_BY_NAME)}")
         workloads = [WORKLOAD_BY_NAME[n] for n in names]
+    tc = by_name["tcmalloc"]
+    if tc.builtin and not os.path.isfile(tc.lib) and not args.allocs and tc in allocs:
+        # Not installed and not asked for by name: leave it out rather than fail every cell.
+        log(f"runner: tcmalloc skipped: {tc.lib} not found (install libtcmalloc-minimal4: bash scripts/setup.sh)")
+        allocs.remove(tc)
     if args.list:
         for w in WORKLOADS:
             print(f"{w.name:16} {w.what}")
@@ -772,6 +794,8 @@ def main(argv):
     for a in allocs:
         if a.lib and not a.problem and not os.path.isfile(a.lib):
             a.problem = f"{a.lib} not found"
+            if a.name == "tcmalloc" and a.builtin:
+                a.problem += " (install libtcmalloc-minimal4: bash scripts/setup.sh)"
     bad_bins = build_workloads(workloads)
 
     stamp = started.strftime("%Y%m%d-%H%M%S")

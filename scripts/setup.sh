@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what hakmem's build, tests and benchmarks need on a fresh Debian/Ubuntu machine:
 # a C/C++ toolchain for the test and benchmark programs, python3 for the runner, valgrind for
-# instruction counts, binutils for the symbol checks, and the real programs the tests run.
+# instruction counts, binutils for the symbol checks, the real programs the tests run, and tcmalloc
+# (Debian's libtcmalloc-minimal4) for the benchmark runner to compare against.
 set -euo pipefail
 need=()
 for pair in gcc:gcc g++:g++ make:make python3:python3 objdump:binutils valgrind:valgrind file:file \
@@ -9,6 +10,7 @@ for pair in gcc:gcc g++:g++ make:make python3:python3 objdump:binutils valgrind:
   cmd=${pair%%:*} pkg=${pair#*:}
   command -v "$cmd" >/dev/null || need+=("$pkg")
 done
+[ -e /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 ] || need+=(libtcmalloc-minimal4)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO apt-get update -q

@@ -23,6 +23,10 @@ pub struct Heap {
     pub stat_allocs: [u64; NUM_CLASSES],
     pub stat_frees: [u64; NUM_CLASSES],
     pub stat_remote: [u64; NUM_CLASSES],
+    /// Remote-queue drains that found slabs, and the slabs and blocks they collected.
+    pub stat_drains: u64,
+    pub stat_drained_slabs: u64,
+    pub stat_drained_blocks: u64,
     pub next_all: *mut Heap,
     pub next_dead: *mut Heap,
     pub attached: bool,
@@ -51,6 +55,9 @@ impl Heap {
             stat_allocs: [0; NUM_CLASSES],
             stat_frees: [0; NUM_CLASSES],
             stat_remote: [0; NUM_CLASSES],
+            stat_drains: 0,
+            stat_drained_slabs: 0,
+            stat_drained_blocks: 0,
             next_all: ptr::null_mut(),
             next_dead: ptr::null_mut(),
             attached: false,
@@ -216,13 +223,18 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
 pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
     let mut s = (*heap).remote_slabs.swap(ptr::null_mut(), Acquire);
     let mut any = false;
+    if !s.is_null() {
+        (*heap).stat_drains += 1;
+    }
     while !s.is_null() {
+        (*heap).stat_drained_slabs += 1;
         // Read the link first: once NOTIFIED is cleared, a remote free may queue `s` again.
         let next = (*s).next_remote.load(Relaxed);
         let list = ((*s).thread_free.swap(0, Acquire) & !NOTIFIED) as *mut Block;
         if !list.is_null() {
             any = true;
             let (n, tail) = list_len_tail(list);
+            (*heap).stat_drained_blocks += n as u64;
             let bin = &mut (*heap).bins()[(*s).class as usize];
             if bin.slab == s {
                 (*tail).next = bin.free;

@@ -491,6 +491,11 @@ pub fn trim() {
     }
 }
 
+/// The large-block table lock's counters.
+pub fn lock_counts() -> crate::sync::LockCounts {
+    LARGE.counts()
+}
+
 pub fn lock_for_fork() {
     LARGE.raw_lock();
 }

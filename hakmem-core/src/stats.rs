@@ -8,6 +8,7 @@ use crate::os;
 use crate::policy::{self, Opt};
 use crate::size_class::{class_size, NUM_CLASSES};
 use crate::superslab::{self, POOL};
+use crate::sync::LockCounts;
 use core::fmt::{self, Write};
 use core::ptr::read_volatile;
 use core::sync::atomic::Ordering::Relaxed;
@@ -40,11 +41,21 @@ pub struct Totals {
     pub slabs_acquired: u64,
     pub slabs_reused: u64,
     pub heaps: u64,
+    pub remote_drains: u64,
+    pub drained_slabs: u64,
+    pub drained_blocks: u64,
+    /// The global locks: the slab pool, the shared heap, the large-block table.
+    pub pool_lock: LockCounts,
+    pub shared_lock: LockCounts,
+    pub large_lock: LockCounts,
 }
 
 /// Adds one heap's counters: its accumulated totals, and the live TLS counters of the thread
 /// attached to it (read racily; each is a single word written only by that thread).
 unsafe fn add_heap(t: &mut Totals, h: *const Heap) {
+    t.remote_drains += read_volatile(&(*h).stat_drains);
+    t.drained_slabs += read_volatile(&(*h).stat_drained_slabs);
+    t.drained_blocks += read_volatile(&(*h).stat_drained_blocks);
     for c in 0..NUM_CLASSES {
         let k = &mut t.classes[c];
         k.allocs += read_volatile(&(*h).stat_allocs[c]);
@@ -86,6 +97,13 @@ pub fn collect() -> Totals {
         slabs_acquired: superslab::SLABS_ACQUIRED.load(Relaxed) as u64,
         slabs_reused: superslab::SLABS_REUSED.load(Relaxed) as u64,
         heaps: 0,
+        remote_drains: 0,
+        drained_slabs: 0,
+        drained_blocks: 0,
+        // Read before the pool lock is taken below, so that the report's own lock is not counted.
+        pool_lock: POOL.counts(),
+        shared_lock: heap::SHARED.counts(),
+        large_lock: large::lock_counts(),
     };
     {
         let p = POOL.lock();
@@ -131,6 +149,19 @@ pub fn peak_rss() -> u64 {
     kb * 1024
 }
 
+/// A lock's counters as a JSON object.
+struct Json<'a>(&'a LockCounts);
+
+impl fmt::Display for Json<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{{\"acquired\":{},\"contended\":{},\"slept\":{}}}",
+            self.0.acquired, self.0.contended, self.0.slept
+        )
+    }
+}
+
 pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
     write!(
         w,
@@ -138,7 +169,9 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
          \"large_frees\":{},\"large_cache_hits\":{},\"mmap_calls\":{},\"munmap_calls\":{},\
          \"madvise_calls\":{},\"mremap_calls\":{},\"mapped_bytes\":{},\"peak_mapped_bytes\":{},\
          \"peak_rss_bytes\":{},\"superslabs_mapped\":{},\"superslabs_reused\":{},\"slabs_in_use\":{},\
-         \"slabs_acquired\":{},\"slabs_reused\":{},\"heaps\":{},\"classes\":[",
+         \"slabs_acquired\":{},\"slabs_reused\":{},\"heaps\":{},\"remote_drains\":{},\
+         \"drained_slabs\":{},\"drained_blocks\":{},\"locks\":{{\"pool\":{},\"shared\":{},\
+         \"large\":{}}},\"classes\":[",
         crate::init::VERSION,
         t.allocs,
         t.frees,
@@ -158,7 +191,13 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         t.slabs_in_use,
         t.slabs_acquired,
         t.slabs_reused,
-        t.heaps
+        t.heaps,
+        t.remote_drains,
+        t.drained_slabs,
+        t.drained_blocks,
+        Json(&t.pool_lock),
+        Json(&t.shared_lock),
+        Json(&t.large_lock)
     )?;
     let mut first = true;
     for (c, k) in t.classes.iter().enumerate() {
@@ -222,6 +261,25 @@ pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         t.slabs_reused,
         t.heaps
     )?;
+    writeln!(
+        w,
+        "  remote frees collected: {} drains, {} slabs, {} blocks ({:.1} blocks per drain)",
+        t.remote_drains,
+        t.drained_slabs,
+        t.drained_blocks,
+        t.drained_blocks as f64 / t.remote_drains.max(1) as f64
+    )?;
+    for (name, l) in [
+        ("pool", &t.pool_lock),
+        ("shared heap", &t.shared_lock),
+        ("large table", &t.large_lock),
+    ] {
+        writeln!(
+            w,
+            "  lock {:<11}: {} acquired, {} contended, {} slept",
+            name, l.acquired, l.contended, l.slept
+        )?;
+    }
     writeln!(
         w,
         "  large blocks: {} allocated, {} cache hits",

@@ -1,12 +1,32 @@
 //! A futex mutex that never allocates, for the few global structures (slab pool, large blocks).
+//! Each lock counts its acquisitions, the ones that found it taken and the ones that slept; the
+//! holder updates them with plain loads and stores (no extra atomic operation), so counting costs
+//! an uncontended lock two instructions.
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
-use core::sync::atomic::{AtomicU32, Ordering::*};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering::*};
 
 pub struct Mutex<T> {
     state: AtomicU32, // 0 free, 1 locked, 2 locked with waiters
     value: UnsafeCell<T>,
+    acquired: AtomicU64,
+    contended: AtomicU64,
+    slept: AtomicU64,
+}
+
+/// How often a lock was taken, found taken, and waited for in the kernel.
+#[derive(Clone, Copy, Default)]
+pub struct LockCounts {
+    pub acquired: u64,
+    pub contended: u64,
+    pub slept: u64,
+}
+
+/// Adds one to a counter that only the lock holder writes.
+#[inline(always)]
+fn bump(c: &AtomicU64) {
+    c.store(c.load(Relaxed) + 1, Relaxed);
 }
 
 // SAFETY: access to `value` is serialised by `state`.
@@ -17,6 +37,18 @@ impl<T> Mutex<T> {
         Mutex {
             state: AtomicU32::new(0),
             value: UnsafeCell::new(value),
+            acquired: AtomicU64::new(0),
+            contended: AtomicU64::new(0),
+            slept: AtomicU64::new(0),
+        }
+    }
+
+    /// The lock's counters (read without the lock: each is one word, written by the holder).
+    pub fn counts(&self) -> LockCounts {
+        LockCounts {
+            acquired: self.acquired.load(Relaxed),
+            contended: self.contended.load(Relaxed),
+            slept: self.slept.load(Relaxed),
         }
     }
 
@@ -25,6 +57,7 @@ impl<T> Mutex<T> {
         if self.state.compare_exchange(0, 1, Acquire, Relaxed).is_err() {
             self.lock_contended();
         }
+        bump(&self.acquired);
         Guard { m: self }
     }
 
@@ -35,12 +68,15 @@ impl<T> Mutex<T> {
             if self.state.load(Relaxed) == 0
                 && self.state.compare_exchange(0, 1, Acquire, Relaxed).is_ok()
             {
+                bump(&self.contended);
                 return;
             }
             core::hint::spin_loop();
             spins += 1;
         }
+        let mut sleeps = 0;
         while self.state.swap(2, Acquire) != 0 {
+            sleeps += 1;
             // SAFETY: futex wait on a live atomic; spurious wake-ups are handled by the loop.
             unsafe {
                 libc::syscall(
@@ -52,6 +88,8 @@ impl<T> Mutex<T> {
                 );
             }
         }
+        bump(&self.contended);
+        self.slept.store(self.slept.load(Relaxed) + sleeps, Relaxed);
     }
 
     /// Locks without a guard (for fork's prepare handler); pair with `force_unlock`.
