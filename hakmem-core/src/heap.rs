@@ -5,6 +5,7 @@
 use crate::policy;
 use crate::size_class::{class_size, kind_of, NUM_CLASSES};
 use crate::slab::*;
+use crate::slab_cache::SlabCache;
 use crate::superslab::{self, POOL};
 use crate::tls::{Bin, ThreadCache, STATE_ACTIVE, STATE_DEAD};
 use core::ptr;
@@ -27,6 +28,7 @@ pub struct Heap {
     pub stat_drains: u64,
     pub stat_drained_slabs: u64,
     pub stat_drained_blocks: u64,
+    pub slab_cache: SlabCache,
     pub next_all: *mut Heap,
     pub next_dead: *mut Heap,
     pub attached: bool,
@@ -58,6 +60,7 @@ impl Heap {
             stat_drains: 0,
             stat_drained_slabs: 0,
             stat_drained_blocks: 0,
+            slab_cache: SlabCache::new(),
             next_all: ptr::null_mut(),
             next_dead: ptr::null_mut(),
             attached: false,
@@ -207,7 +210,7 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
             break;
         }
     }
-    let s = superslab::acquire_slab(kind_of(c));
+    let s = (*heap).slab_cache.take(kind_of(c));
     if s.is_null() {
         return ptr::null_mut();
     }
@@ -292,7 +295,7 @@ unsafe fn retire(heap: *mut Heap, s: *mut Slab) {
         (*s).flags |= IN_EMPTY;
         (*heap).empty[c].push(s);
     } else {
-        superslab::release_slab(s);
+        (*heap).slab_cache.put(s);
     }
 }
 
@@ -368,9 +371,10 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
                 break;
             }
             (*s).flags &= !IN_EMPTY;
-            superslab::release_slab(s);
+            (*heap).slab_cache.put(s);
         }
     }
+    (*heap).slab_cache.flush();
     (*tc).heap = ptr::null_mut();
     (*tc).state = STATE_DEAD;
     let mut p = POOL.lock();

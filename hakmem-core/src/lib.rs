@@ -1,7 +1,7 @@
 //! hakmem-core: a general-purpose memory allocator that allocates from no heap but its own.
 //!
 //! Reading order: `size_class` → `tls` (thread cache) → `alloc` (fast paths and the API) →
-//! `heap` (refill, thread exit) → `slab` → `superslab` (registry, pool) → `os`; beside them
+//! `heap` (refill, thread exit) → `slab` → `slab_cache` → `superslab` (registry, pool) → `os`; beside them
 //! `remote` (cross-thread frees), `large`, `policy`, `stats`, `check`, `init`.
 #![cfg_attr(not(test), no_std)]
 #![allow(clippy::missing_safety_doc)]
@@ -16,6 +16,7 @@ pub mod policy;
 pub mod remote;
 pub mod size_class;
 pub mod slab;
+pub mod slab_cache;
 pub mod stats;
 pub mod superslab;
 pub mod sync;

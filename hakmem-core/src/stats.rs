@@ -44,6 +44,10 @@ pub struct Totals {
     pub remote_drains: u64,
     pub drained_slabs: u64,
     pub drained_blocks: u64,
+    /// Slabs a heap took from its own cache; batches it took from and gave back to the pool.
+    pub slab_cache_hits: u64,
+    pub pool_grabs: u64,
+    pub pool_returns: u64,
     /// The global locks: the slab pool, the shared heap, the large-block table.
     pub pool_lock: LockCounts,
     pub shared_lock: LockCounts,
@@ -56,6 +60,9 @@ unsafe fn add_heap(t: &mut Totals, h: *const Heap) {
     t.remote_drains += read_volatile(&(*h).stat_drains);
     t.drained_slabs += read_volatile(&(*h).stat_drained_slabs);
     t.drained_blocks += read_volatile(&(*h).stat_drained_blocks);
+    t.slab_cache_hits += read_volatile(&(*h).slab_cache.hits);
+    t.pool_grabs += read_volatile(&(*h).slab_cache.grabs);
+    t.pool_returns += read_volatile(&(*h).slab_cache.returns);
     for c in 0..NUM_CLASSES {
         let k = &mut t.classes[c];
         k.allocs += read_volatile(&(*h).stat_allocs[c]);
@@ -100,6 +107,9 @@ pub fn collect() -> Totals {
         remote_drains: 0,
         drained_slabs: 0,
         drained_blocks: 0,
+        slab_cache_hits: 0,
+        pool_grabs: 0,
+        pool_returns: 0,
         // Read before the pool lock is taken below, so that the report's own lock is not counted.
         pool_lock: POOL.counts(),
         shared_lock: heap::SHARED.counts(),
@@ -170,7 +180,8 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
          \"madvise_calls\":{},\"mremap_calls\":{},\"mapped_bytes\":{},\"peak_mapped_bytes\":{},\
          \"peak_rss_bytes\":{},\"superslabs_mapped\":{},\"superslabs_reused\":{},\"slabs_in_use\":{},\
          \"slabs_acquired\":{},\"slabs_reused\":{},\"heaps\":{},\"remote_drains\":{},\
-         \"drained_slabs\":{},\"drained_blocks\":{},\"locks\":{{\"pool\":{},\"shared\":{},\
+         \"drained_slabs\":{},\"drained_blocks\":{},\"slab_cache_hits\":{},\"pool_grabs\":{},\
+         \"pool_returns\":{},\"locks\":{{\"pool\":{},\"shared\":{},\
          \"large\":{}}},\"classes\":[",
         crate::init::VERSION,
         t.allocs,
@@ -195,6 +206,9 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         t.remote_drains,
         t.drained_slabs,
         t.drained_blocks,
+        t.slab_cache_hits,
+        t.pool_grabs,
+        t.pool_returns,
         Json(&t.pool_lock),
         Json(&t.shared_lock),
         Json(&t.large_lock)
@@ -268,6 +282,11 @@ pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         t.drained_slabs,
         t.drained_blocks,
         t.drained_blocks as f64 / t.remote_drains.max(1) as f64
+    )?;
+    writeln!(
+        w,
+        "  slab refills: {} from the heap's slab cache, {} batches from the pool, {} batches back",
+        t.slab_cache_hits, t.pool_grabs, t.pool_returns
     )?;
     for (name, l) in [
         ("pool", &t.pool_lock),

@@ -204,71 +204,95 @@ pub static SLABS_IN_USE: AtomicUsize = AtomicUsize::new(0);
 pub static SLABS_ACQUIRED: AtomicUsize = AtomicUsize::new(0);
 pub static SLABS_REUSED: AtomicUsize = AtomicUsize::new(0);
 
-/// Takes a free slab of `kind` (from the pool, an empty SuperSlab, or a new one); null if out of memory.
-pub fn acquire_slab(kind: usize) -> *mut Slab {
+/// Moves up to `want` free slabs of `kind` into `out` (from the pool, an empty SuperSlab, or a
+/// new one) under one lock; fewer (none) only when out of memory.
+pub fn acquire_slabs(kind: usize, want: usize, out: &mut SlabList) {
     let mut p = POOL.lock();
+    let mut got = 0;
     // SAFETY: the pool lock is held; every slab and SuperSlab in it is mapped.
     unsafe {
-        let s = p.free_slabs[kind].pop();
-        if !s.is_null() {
-            (*superslab_of(s)).in_use += 1;
-            (*s).flags = 0;
-            SLABS_REUSED.fetch_add(1, Relaxed);
-            return took(s);
-        }
-        let ss = p.take_empty_ss(kind);
-        let ss = if ss.is_null() {
-            drop(p);
-            let fresh = map_superslab(false);
-            if fresh.is_null() {
-                return ptr::null_mut();
+        while got < want {
+            let s = p.free_slabs[kind].pop();
+            if !s.is_null() {
+                SLABS_REUSED.fetch_add(1, Relaxed);
+                took(s, out);
+                got += 1;
+                continue;
             }
-            p = POOL.lock();
-            fresh
-        } else {
-            SS_REUSED.fetch_add(1, Relaxed);
-            ss
-        };
-        let first = p.format(ss, kind);
-        took(first)
+            let ss = p.take_empty_ss(kind);
+            let ss = if ss.is_null() {
+                drop(p);
+                let fresh = map_superslab(false);
+                p = POOL.lock();
+                if fresh.is_null() {
+                    break;
+                }
+                fresh
+            } else {
+                SS_REUSED.fetch_add(1, Relaxed);
+                ss
+            };
+            let first = p.format(ss, kind);
+            took(first, out);
+            got += 1;
+        }
     }
+    SLABS_IN_USE.fetch_add(got, Relaxed);
+    SLABS_ACQUIRED.fetch_add(got, Relaxed);
 }
 
-fn took(s: *mut Slab) -> *mut Slab {
-    SLABS_IN_USE.fetch_add(1, Relaxed);
-    SLABS_ACQUIRED.fetch_add(1, Relaxed);
-    s
+/// # Safety
+/// The pool lock is held and `s` is a free slab just taken out of the pool.
+unsafe fn took(s: *mut Slab, out: &mut SlabList) {
+    (*superslab_of(s)).in_use += 1;
+    out.push(s);
 }
 
-/// Returns an empty slab (no live block, no pending remote free) to the pool.
+/// Marks a slab that has left its class as free: a stale free of one of its blocks is now
+/// reported, not accepted.
 ///
 /// # Safety
-/// `s` is in no list, and no thread will touch its blocks or descriptor again until reacquired.
-pub unsafe fn release_slab(s: *mut Slab) {
-    SLABS_IN_USE.fetch_sub(1, Relaxed);
-    let mut p = POOL.lock();
-    (*s).span = 0; // a stale free of one of its blocks is now reported, not accepted
+/// `s` is empty (no live block, no pending remote free) and in no list.
+pub unsafe fn unformat(s: *mut Slab) {
+    (*s).span = 0;
     (*s).heap.store(ptr::null_mut(), Relaxed);
     (*s).local_free = ptr::null_mut();
     (*s).flags = IN_POOL;
-    let ss = superslab_of(s);
+}
+
+/// Returns empty slabs (no live block, no pending remote free) to the pool under one lock,
+/// emptying `list`.
+///
+/// # Safety
+/// No thread will touch the slabs' blocks or descriptors again until they are reacquired.
+pub unsafe fn release_slabs(list: &mut SlabList) {
+    SLABS_IN_USE.fetch_sub(list.len, Relaxed);
+    let mut p = POOL.lock();
     let now = os::now_ms();
-    (*ss).in_use -= 1;
-    if (*ss).in_use == 0 {
-        for i in 0..(*ss).nslabs as usize {
-            let t = slab_at(ss, i);
-            if t != s {
-                p.free_slabs[(*ss).kind as usize].remove(t);
-            }
+    loop {
+        let s = list.pop();
+        if s.is_null() {
+            break;
         }
-        (*ss).empty_since = now;
-        (*ss).purged = false;
-        (*ss).next = p.empty_ss;
-        p.empty_ss = ss;
-    } else {
-        (*s).empty_since = now;
-        (*s).purged = false;
-        p.free_slabs[(*ss).kind as usize].push(s);
+        unformat(s);
+        let ss = superslab_of(s);
+        (*ss).in_use -= 1;
+        if (*ss).in_use == 0 {
+            for i in 0..(*ss).nslabs as usize {
+                let t = slab_at(ss, i);
+                if t != s {
+                    p.free_slabs[(*ss).kind as usize].remove(t);
+                }
+            }
+            (*ss).empty_since = now;
+            (*ss).purged = false;
+            (*ss).next = p.empty_ss;
+            p.empty_ss = ss;
+        } else {
+            (*s).empty_since = now;
+            (*s).purged = false;
+            p.free_slabs[(*ss).kind as usize].push(s);
+        }
     }
     p.maybe_purge(now, false);
 }
@@ -327,7 +351,7 @@ impl Pool {
         (*ss).kind = kind as u8;
         (*ss).slab_shift = shift as u8;
         (*ss).nslabs = n as u16;
-        (*ss).in_use = 1;
+        (*ss).in_use = 0;
         (*ss).first_offset = first as u32;
         (*ss).next = ptr::null_mut();
         let bits_base = ss as usize + slabs_offset() + max_slabs() * size_of::<Slab>();

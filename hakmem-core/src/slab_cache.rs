@@ -1,0 +1,100 @@
+//! A heap's cache of free slabs by kind (any size class), between its per-class empty-slab cache
+//! and the global pool: a slab that empties (by its owner's frees or by remote frees) waits here
+//! to be reformatted for whatever class runs dry next, and the pool lock is taken only to move
+//! half a cache's worth of slabs at once. HAKMEM_TCACHE sizes it: 8 x TCACHE small slabs, TCACHE
+//! medium slabs; blocks over 64 KiB (one slab per SuperSlab) always go to the pool, and so does
+//! everything with TCACHE=0.
+
+use crate::policy;
+use crate::size_class::{KIND_MEDIUM, KIND_SMALL, NUM_KINDS};
+use crate::slab::{Slab, SlabList};
+use crate::superslab;
+
+pub struct SlabCache {
+    lists: [SlabList; NUM_KINDS],
+    /// Slabs handed out from the cache, batches taken from the pool, batches given back.
+    pub hits: u64,
+    pub grabs: u64,
+    pub returns: u64,
+}
+
+impl SlabCache {
+    pub const fn new() -> Self {
+        SlabCache {
+            lists: [const { SlabList::new() }; NUM_KINDS],
+            hits: 0,
+            grabs: 0,
+            returns: 0,
+        }
+    }
+
+    /// A free slab of `kind`: from the cache, else a batch from the pool. Null if out of memory.
+    ///
+    /// # Safety
+    /// The caller owns the cache's heap.
+    pub unsafe fn take(&mut self, kind: usize) -> *mut Slab {
+        let list = &mut self.lists[kind];
+        if list.len == 0 {
+            let want = cap(kind).div_ceil(2).max(1);
+            superslab::acquire_slabs(kind, want, list);
+            self.grabs += 1;
+        } else {
+            self.hits += 1;
+        }
+        list.pop()
+    }
+
+    /// Keeps an empty slab (no live block, no pending remote free, in no list); a full cache
+    /// gives half its slabs back to the pool first.
+    ///
+    /// # Safety
+    /// The caller owns the cache's heap, and `s` belongs to it.
+    pub unsafe fn put(&mut self, s: *mut Slab) {
+        let kind = (*s).kind as usize;
+        let cap = cap(kind);
+        let list = &mut self.lists[kind];
+        superslab::unformat(s);
+        list.push(s);
+        if list.len > cap {
+            let mut back = SlabList::new();
+            while list.len > cap / 2 {
+                back.push(list.pop());
+            }
+            superslab::release_slabs(&mut back);
+            self.returns += 1;
+        }
+    }
+
+    /// Gives every cached slab back to the pool (thread exit).
+    ///
+    /// # Safety
+    /// The caller owns the cache's heap.
+    pub unsafe fn flush(&mut self) {
+        let mut back = SlabList::new();
+        for list in &mut self.lists {
+            while list.len > 0 {
+                back.push(list.pop());
+            }
+        }
+        if back.len > 0 {
+            superslab::release_slabs(&mut back);
+            self.returns += 1;
+        }
+    }
+}
+
+impl Default for SlabCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How many free slabs of `kind` a heap keeps.
+fn cap(kind: usize) -> usize {
+    let t = policy::get(policy::Opt::Tcache) as usize;
+    match kind {
+        KIND_SMALL => 8 * t,
+        KIND_MEDIUM => t,
+        _ => 0,
+    }
+}
