@@ -309,6 +309,7 @@ pub unsafe fn attach(tc: *mut ThreadCache) -> *mut Heap {
         let h = p.dead_heaps;
         if !h.is_null() {
             p.dead_heaps = (*h).next_dead;
+            (*h).slab_cache.unpark(&mut p);
             h
         } else {
             let h = p.alloc_meta(core::mem::size_of::<Heap>()) as *mut Heap;
@@ -374,10 +375,10 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
             (*heap).slab_cache.put(s);
         }
     }
-    (*heap).slab_cache.flush();
     (*tc).heap = ptr::null_mut();
     (*tc).state = STATE_DEAD;
     let mut p = POOL.lock();
+    (*heap).slab_cache.park(&mut p);
     (*heap).next_dead = p.dead_heaps;
     p.dead_heaps = heap;
 }

@@ -60,7 +60,7 @@ pub static OPTIONS: &[OptDef] = &[
         name: "HAKMEM_TCACHE",
         kind: Kind::Int { min: 0, max: 64 },
         defaults: [4, 1, 0],
-        help: "empty slabs a thread keeps per size class before returning them to the shared pool",
+        help: "empty slabs a thread keeps per size class (and 8x as many free 64 KiB slabs for any class) before returning them to the shared pool",
     },
     OptDef {
         opt: Opt::RefillBatch,

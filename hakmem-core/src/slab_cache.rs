@@ -3,12 +3,17 @@
 //! to be reformatted for whatever class runs dry next, and the pool lock is taken only to move
 //! half a cache's worth of slabs at once. HAKMEM_TCACHE sizes it: 8 x TCACHE small slabs, TCACHE
 //! medium slabs; blocks over 64 KiB (one slab per SuperSlab) always go to the pool, and so does
-//! everything with TCACHE=0.
+//! everything with TCACHE=0. When a thread exits, its parked heap keeps the cache for the next
+//! thread that adopts it (a thread pool's replacement worker starts without the pool lock), as
+//! long as at most `PARKED_MAX` parked heaps hold one; beyond that the cache goes to the pool.
 
 use crate::policy;
 use crate::size_class::{KIND_MEDIUM, KIND_SMALL, NUM_KINDS};
 use crate::slab::{Slab, SlabList};
-use crate::superslab;
+use crate::superslab::{self, Pool};
+
+/// Parked heaps that may keep their cache (each holds at most 8 x TCACHE x 64 KiB + TCACHE x 512 KiB).
+const PARKED_MAX: usize = 8;
 
 pub struct SlabCache {
     lists: [SlabList; NUM_KINDS],
@@ -16,6 +21,7 @@ pub struct SlabCache {
     pub hits: u64,
     pub grabs: u64,
     pub returns: u64,
+    parked: bool,
 }
 
 impl SlabCache {
@@ -25,6 +31,7 @@ impl SlabCache {
             hits: 0,
             grabs: 0,
             returns: 0,
+            parked: false,
         }
     }
 
@@ -65,11 +72,17 @@ impl SlabCache {
         }
     }
 
-    /// Gives every cached slab back to the pool (thread exit).
+    /// The heap is being parked (its thread exited): keeps the cache for the next thread, or
+    /// gives every slab back if enough parked heaps hold one already.
     ///
     /// # Safety
-    /// The caller owns the cache's heap.
-    pub unsafe fn flush(&mut self) {
+    /// The caller owns the cache's heap and holds the pool lock (`p`).
+    pub unsafe fn park(&mut self, p: &mut Pool) {
+        if p.parked_caches < PARKED_MAX {
+            p.parked_caches += 1;
+            self.parked = true;
+            return;
+        }
         let mut back = SlabList::new();
         for list in &mut self.lists {
             while list.len > 0 {
@@ -77,8 +90,19 @@ impl SlabCache {
             }
         }
         if back.len > 0 {
-            superslab::release_slabs(&mut back);
+            superslab::release_slabs_locked(p, &mut back);
             self.returns += 1;
+        }
+    }
+
+    /// A new thread adopts the parked heap.
+    ///
+    /// # Safety
+    /// The caller holds the pool lock (`p`) and has just taken the heap off the parked list.
+    pub unsafe fn unpark(&mut self, p: &mut Pool) {
+        if self.parked {
+            self.parked = false;
+            p.parked_caches -= 1;
         }
     }
 }

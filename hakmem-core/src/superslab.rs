@@ -180,6 +180,8 @@ pub struct Pool {
     empty_ss: *mut SuperSlab,
     pub all_heaps: *mut Heap,
     pub dead_heaps: *mut Heap,
+    /// Parked heaps that kept their slab cache for the next thread.
+    pub parked_caches: usize,
     meta_cur: usize,
     meta_end: usize,
     last_purge: u64,
@@ -193,6 +195,7 @@ pub static POOL: Mutex<Pool> = Mutex::new(Pool {
     empty_ss: ptr::null_mut(),
     all_heaps: ptr::null_mut(),
     dead_heaps: ptr::null_mut(),
+    parked_caches: 0,
     meta_cur: 0,
     meta_end: 0,
     last_purge: 0,
@@ -266,8 +269,15 @@ pub unsafe fn unformat(s: *mut Slab) {
 /// # Safety
 /// No thread will touch the slabs' blocks or descriptors again until they are reacquired.
 pub unsafe fn release_slabs(list: &mut SlabList) {
+    release_slabs_locked(&mut POOL.lock(), list);
+}
+
+/// `release_slabs` for a caller that holds the pool lock.
+///
+/// # Safety
+/// As for `release_slabs`.
+pub unsafe fn release_slabs_locked(p: &mut Pool, list: &mut SlabList) {
     SLABS_IN_USE.fetch_sub(list.len, Relaxed);
-    let mut p = POOL.lock();
     let now = os::now_ms();
     loop {
         let s = list.pop();

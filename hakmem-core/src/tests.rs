@@ -443,3 +443,28 @@ fn every_class_round_trips() {
         }
     }
 }
+
+#[test]
+fn emptied_slabs_are_reused_from_the_heap_without_the_pool() {
+    setup();
+    std::thread::spawn(|| {
+        let heap = || unsafe { &*(*crate::tls::thread_cache()).heap };
+        let v: Vec<usize> = (0..30_000).map(|_| alloc::malloc(48) as usize).collect();
+        for p in v {
+            unsafe { alloc::free(p as *mut u8) };
+        }
+        let (hits, grabs) = (heap().slab_cache.hits, heap().slab_cache.grabs);
+        // About 19 slabs of 64 KiB for another class: the cached ones first, then the pool in
+        // batches of four (one lock each), never one lock per slab.
+        let w: Vec<usize> = (0..3_000).map(|_| alloc::malloc(400) as usize).collect();
+        let hits = heap().slab_cache.hits - hits;
+        let grabs = heap().slab_cache.grabs - grabs;
+        assert!(hits >= 4, "only {hits} slabs came from the heap's cache");
+        assert!(grabs <= 5, "{grabs} pool batches for about 15 slabs");
+        for p in w {
+            unsafe { alloc::free(p as *mut u8) };
+        }
+    })
+    .join()
+    .unwrap();
+}
