@@ -2,7 +2,7 @@
 CARGO ?= cargo
 LIB   := target/release/libhakmem.so
 
-.PHONY: all lib test test-core test-c test-ext test-verify test-real test-profiles test-fuzz fuzz fuzz-build bench bench-full clippy fmt clean deps
+.PHONY: all lib test test-core test-c test-ext test-verify test-real test-profiles test-debug test-fuzz fuzz fuzz-build bench bench-full clippy fmt clean deps
 
 all: lib
 
@@ -11,7 +11,7 @@ lib:
 	@test -f $(LIB) && echo "built $(LIB)"
 
 # The whole suite: core unit/property tests, then C programs and real programs under LD_PRELOAD.
-test: lib test-core test-c test-ext test-verify test-real test-profiles test-fuzz
+test: lib test-core test-c test-ext test-verify test-real test-profiles test-debug test-fuzz
 	@echo "make test: all suites passed"
 
 test-core:
@@ -30,6 +30,14 @@ test-real: lib
 PROFILE_VARIANTS := HAKMEM_PROFILE=lean HAKMEM_PROFILE=fast HAKMEM_SUPERSLAB_MB=16 HAKMEM_CHECK=1
 test-profiles: lib
 	@for v in $(PROFILE_VARIANTS); do echo "# c-tests with $$v"; env $$v bash tests/run_c_tests.sh $(LIB) || exit 1; done
+
+# The core tests and the C suite against an unoptimised build with debug assertions and overflow
+# checks on (every debug_assert! on the allocator's invariants runs).
+DEBUG_LIB := target/debug/libhakmem.so
+test-debug:
+	$(CARGO) test -p hakmem-core
+	$(CARGO) build -p hakmem-preload
+	HAKMEM_TEST_TIMEOUT=300 bash tests/run_c_tests.sh $(DEBUG_LIB)
 
 test-verify: lib
 	bash scripts/test_verify_symbols.sh $(LIB)
