@@ -2,7 +2,7 @@
 CARGO ?= cargo
 LIB   := target/release/libhakmem.so
 
-.PHONY: all lib test test-core test-c test-ext test-verify test-real test-profiles bench bench-full clippy fmt clean deps
+.PHONY: all lib test test-core test-c test-ext test-verify test-real test-profiles test-debug test-fuzz fuzz fuzz-build bench bench-full clippy fmt clean deps
 
 all: lib
 
@@ -11,7 +11,7 @@ lib:
 	@test -f $(LIB) && echo "built $(LIB)"
 
 # The whole suite: core unit/property tests, then C programs and real programs under LD_PRELOAD.
-test: lib test-core test-c test-ext test-verify test-real test-profiles
+test: lib test-core test-c test-ext test-verify test-real test-profiles test-debug test-fuzz
 	@echo "make test: all suites passed"
 
 test-core:
@@ -31,8 +31,38 @@ PROFILE_VARIANTS := HAKMEM_PROFILE=lean HAKMEM_PROFILE=fast HAKMEM_SUPERSLAB_MB=
 test-profiles: lib
 	@for v in $(PROFILE_VARIANTS); do echo "# c-tests with $$v"; env $$v bash tests/run_c_tests.sh $(LIB) || exit 1; done
 
+# The core tests and the C suite against an unoptimised build with debug assertions and overflow
+# checks on (every debug_assert! on the allocator's invariants runs).
+DEBUG_LIB := target/debug/libhakmem.so
+test-debug:
+	$(CARGO) test -p hakmem-core
+	$(CARGO) build -p hakmem-preload
+	HAKMEM_TEST_TIMEOUT=300 bash tests/run_c_tests.sh $(DEBUG_LIB)
+
 test-verify: lib
 	bash scripts/test_verify_symbols.sh $(LIB)
+
+# The fuzzer (fuzz/): a libFuzzer harness over hakmem-core's API with a shadow model, built with
+# coverage instrumentation on stable Rust. `make fuzz FUZZ_TIME=600` explores for that many seconds
+# and keeps what it finds in fuzz/corpus/api; `make test` runs a short, reproducible pass.
+FUZZ_TIME ?= 60
+FUZZ_TARGET := x86_64-unknown-linux-gnu
+FUZZ_BIN := fuzz/target/$(FUZZ_TARGET)/release/api
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+	-Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing
+fuzz-build:
+	cd fuzz && RUSTFLAGS="$(FUZZ_RUSTFLAGS)" $(CARGO) build --release --target $(FUZZ_TARGET)
+
+fuzz: fuzz-build
+	mkdir -p fuzz/corpus/api fuzz/artifacts
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_TIME) -max_len=1024 -artifact_prefix=fuzz/artifacts/ fuzz/corpus/api fuzz/seeds/api
+
+test-fuzz: fuzz-build
+	@d=$$(mktemp -d); mkdir -p fuzz/artifacts; \
+	if RUST_BACKTRACE=0 $(FUZZ_BIN) -runs=8000 -seed=1 -max_len=512 -artifact_prefix=fuzz/artifacts/ $$d fuzz/seeds/api >$$d.log 2>&1; then \
+	  tail -1 $$d.log; echo "fuzz: 1 passed, 0 failed"; rm -rf $$d $$d.log; \
+	else tail -40 $$d.log; echo "fuzz: 0 passed, 1 failed (the input is in fuzz/artifacts/)"; rm -rf $$d; exit 1; fi
 
 bench: lib
 	python3 bench/runner.py --quick

@@ -3,8 +3,7 @@
 
 use crate::policy::{self, Opt};
 use crate::size_class::{class_size, MAX_SMALL, NUM_CLASSES};
-use crate::{alloc, init, large, os, stats, superslab};
-use std::sync::atomic::Ordering::Relaxed;
+use crate::{alloc, init, os};
 use std::sync::Once;
 
 static SETUP: Once = Once::new();
@@ -276,40 +275,6 @@ fn shadow_model_no_overlap_alignment_contents() {
 }
 
 #[test]
-fn blocks_freed_by_other_threads_come_back_to_the_owner() {
-    setup();
-    const N: usize = 20_000;
-    let ptrs: Vec<usize> = (0..N)
-        .map(|i| alloc::malloc(24 + i % 200) as usize)
-        .collect();
-    for (i, &p) in ptrs.iter().enumerate() {
-        fill(p as *mut u8, 24, i as u8);
-    }
-    let before = stats::collect().remote_frees;
-    std::thread::spawn(move || {
-        for (i, p) in ptrs.into_iter().enumerate() {
-            assert!(check(p as *const u8, 24, i as u8));
-            unsafe { alloc::free(p as *mut u8) };
-        }
-    })
-    .join()
-    .unwrap();
-    assert!(stats::collect().remote_frees >= before + N as u64);
-    // The owner collects them: allocating again must not need new slabs for all of it.
-    let slabs = superslab::SLABS_ACQUIRED.load(Relaxed);
-    let again: Vec<usize> = (0..N)
-        .map(|i| alloc::malloc(24 + i % 200) as usize)
-        .collect();
-    assert!(
-        superslab::SLABS_ACQUIRED.load(Relaxed) - slabs < 40,
-        "remote frees were not reused"
-    );
-    for p in again {
-        unsafe { alloc::free(p as *mut u8) };
-    }
-}
-
-#[test]
 fn producer_consumer_threads_keep_every_byte() {
     setup();
     use std::sync::mpsc;
@@ -332,82 +297,6 @@ fn producer_consumer_threads_keep_every_byte() {
     });
     prod.join().unwrap();
     cons.join().unwrap();
-}
-
-#[test]
-fn exited_threads_hand_their_heap_to_the_next_thread() {
-    setup();
-    let heaps_before = stats::collect().heaps;
-    let mut survivors = Vec::new();
-    for t in 0..300usize {
-        let h = std::thread::spawn(move || {
-            let v: Vec<usize> = (0..200)
-                .map(|i| alloc::malloc(16 + (i * 7 + t) % 700) as usize)
-                .collect();
-            for p in &v[..150] {
-                unsafe { alloc::free(*p as *mut u8) };
-            }
-            v[150..].to_vec()
-        });
-        survivors.extend(h.join().unwrap());
-    }
-    for p in survivors {
-        unsafe { alloc::free(p as *mut u8) };
-    }
-    let grown = stats::collect().heaps - heaps_before;
-    assert!(
-        grown < 40,
-        "{grown} heaps for 300 sequential threads: exited heaps are not reused"
-    );
-}
-
-#[test]
-fn freed_large_blocks_are_reused_without_new_mappings() {
-    setup();
-    let hits = large::CACHE_HITS.load(Relaxed);
-    for i in 0..50usize {
-        let n = (5 << 20) + (i % 7) * (3 << 20);
-        let p = alloc::malloc(n);
-        unsafe {
-            *p = 1;
-            *p.add(n - 1) = 2;
-            alloc::free(p);
-        }
-    }
-    assert!(
-        large::CACHE_HITS.load(Relaxed) - hits >= 40,
-        "large-block cache missed"
-    );
-}
-
-#[test]
-fn empty_slabs_are_reused_by_other_size_classes() {
-    setup();
-    let v: Vec<usize> = (0..30_000).map(|_| alloc::malloc(48) as usize).collect();
-    for p in v {
-        unsafe { alloc::free(p as *mut u8) };
-    }
-    let reused = superslab::SLABS_REUSED.load(Relaxed);
-    let w: Vec<usize> = (0..3_000).map(|_| alloc::malloc(400) as usize).collect();
-    assert!(
-        superslab::SLABS_REUSED.load(Relaxed) > reused,
-        "no pooled slab was reused"
-    );
-    for p in w {
-        unsafe { alloc::free(p as *mut u8) };
-    }
-}
-
-#[test]
-fn trim_returns_free_pages_with_madvise() {
-    setup();
-    let v: Vec<usize> = (0..20_000).map(|_| alloc::malloc(1000) as usize).collect();
-    for p in v {
-        unsafe { alloc::free(p as *mut u8) };
-    }
-    let before = os::MADVISE_CALLS.load(Relaxed);
-    alloc::trim();
-    assert!(os::MADVISE_CALLS.load(Relaxed) > before);
 }
 
 #[test]

@@ -143,3 +143,10 @@ fn panic(_: &core::panic::PanicInfo) -> ! {
     hk::os::write_stderr(b"hakmem: internal error (panic); aborting\n");
     hk::os::abort()
 }
+
+/// Unoptimised builds (the debug library `make test` also runs the C suite against) keep a
+/// reference from the precompiled `core` to the unwinding personality routine, although nothing
+/// unwinds with `panic = "abort"`; optimised builds drop it. Never called.
+#[cfg(all(not(test), debug_assertions))]
+#[no_mangle]
+pub extern "C" fn rust_eh_personality() {}

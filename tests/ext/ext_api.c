@@ -32,8 +32,9 @@ int main(void)
     size_t calls = hakmem_trim();
     struct hakmem_stats trimmed;
     CHECK(hakmem_stats(&trimmed) == 0);
-    CHECK(trimmed.madvise_calls + trimmed.munmap_calls >= after.madvise_calls + after.munmap_calls + calls);
     CHECK(calls > 0);
+    /* The freed 8 MiB block sat in the large-block cache: trimming must have unmapped it. */
+    CHECK(trimmed.mapped_bytes + (8u << 20) <= after.mapped_bytes);
     hakmem_print_stats();
     printf("ext_api: ok (hakmem %s, %llu allocs)\n", v, (unsigned long long)after.allocs);
     return 0;

@@ -1,0 +1,192 @@
+//! Tests that read process-wide counters or depend on whole SuperSlabs being free, so they must run
+//! alone: this is a test binary of its own (no unit test of the crate runs in this process), and
+//! its tests take one lock so they never overlap each other. Wherever it can, a test checks the
+//! effect itself (addresses reused, pages no longer resident) rather than a counter.
+
+use hakmem_core::size_class::{class_of, kind_of, KIND_MEDIUM, KIND_SMALL};
+use hakmem_core::{alloc, init, large, os, stats, superslab};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Mutex, MutexGuard};
+
+static ALONE: Mutex<()> = Mutex::new(());
+
+fn alone() -> MutexGuard<'static, ()> {
+    let g = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    // Free slabs stay resident until trim (so that trim has something to return), whatever the
+    // environment says; read once, by the first test to get here.
+    std::env::set_var("HAKMEM_PURGE_DELAY_MS", "600000");
+    init::ensure();
+    g
+}
+
+fn ss_base(p: usize) -> usize {
+    p & !(superslab::ss_size() - 1)
+}
+
+#[test]
+fn blocks_freed_by_other_threads_come_back_to_the_owner() {
+    let _g = alone();
+    const N: usize = 20_000;
+    let ptrs: Vec<usize> = (0..N)
+        .map(|i| alloc::malloc(24 + i % 200) as usize)
+        .collect();
+    let before = stats::collect().remote_frees;
+    let theirs = ptrs.clone();
+    std::thread::spawn(move || {
+        for p in theirs {
+            // SAFETY: live blocks from hakmem, freed once.
+            unsafe { alloc::free(p as *mut u8) };
+        }
+    })
+    .join()
+    .unwrap();
+    assert!(stats::collect().remote_frees >= before + N as u64);
+    // The owner collects them: the same sizes come back from the same slabs (a slab emptied by the
+    // remote frees may come back formatted for another of these sizes, so compare 64 KiB pages).
+    let freed: std::collections::HashSet<usize> = ptrs.iter().map(|p| p >> 16).collect();
+    let slabs = superslab::SLABS_ACQUIRED.load(Relaxed);
+    let again: Vec<usize> = (0..N)
+        .map(|i| alloc::malloc(24 + i % 200) as usize)
+        .collect();
+    let reused = again
+        .iter()
+        .filter(|&&p| freed.contains(&(p >> 16)))
+        .count();
+    assert!(
+        reused > N * 95 / 100,
+        "only {reused} of {N} blocks came from the remotely freed slabs"
+    );
+    assert!(
+        superslab::SLABS_ACQUIRED.load(Relaxed) - slabs < 40,
+        "remote frees were not reused"
+    );
+    for p in again {
+        // SAFETY: live blocks from hakmem, freed once.
+        unsafe { alloc::free(p as *mut u8) };
+    }
+}
+
+#[test]
+fn exited_threads_hand_their_heap_to_the_next_thread() {
+    let _g = alone();
+    let heaps_before = stats::collect().heaps;
+    for t in 0..300usize {
+        std::thread::spawn(move || {
+            let p = alloc::malloc(16 + t % 700);
+            // SAFETY: a live block from hakmem, freed once.
+            unsafe { alloc::free(p) };
+        })
+        .join()
+        .unwrap();
+    }
+    let grown = stats::collect().heaps - heaps_before;
+    assert!(
+        grown <= 2,
+        "{grown} heaps for 300 sequential threads: exited heaps are not reused"
+    );
+}
+
+#[test]
+fn freed_large_blocks_are_reused_without_new_mappings() {
+    let _g = alone();
+    let first = alloc::malloc(9 << 20) as usize;
+    // SAFETY: a live block from hakmem, freed once.
+    unsafe { alloc::free(first as *mut u8) };
+    let mmaps = os::MMAP_CALLS.load(Relaxed);
+    let hits = large::CACHE_HITS.load(Relaxed);
+    for i in 0..50usize {
+        let n = (5 << 20) + (i % 3) * (2 << 20);
+        let p = alloc::malloc(n);
+        assert!(
+            (first..first + (9 << 20)).contains(&(p as usize)),
+            "a {n}-byte block did not come from the cached range"
+        );
+        // SAFETY: `p` is a live block of `n` bytes, freed once.
+        unsafe {
+            *p = 1;
+            *p.add(n - 1) = 2;
+            alloc::free(p);
+        }
+    }
+    assert_eq!(
+        os::MMAP_CALLS.load(Relaxed),
+        mmaps,
+        "the cache missed and mapped anew"
+    );
+    assert_eq!(large::CACHE_HITS.load(Relaxed) - hits, 50);
+}
+
+#[test]
+fn empty_superslabs_are_reused_by_another_slab_kind() {
+    let _g = alone();
+    assert_eq!(kind_of(class_of(48)), KIND_SMALL);
+    assert_eq!(kind_of(class_of(20_000)), KIND_MEDIUM);
+    // Enough 48-byte blocks to fill several SuperSlabs with small slabs.
+    let n = 6 * superslab::ss_size() / 48;
+    let small: Vec<usize> = (0..n).map(|_| alloc::malloc(48) as usize).collect();
+    let bases: std::collections::HashSet<usize> = small.iter().map(|&p| ss_base(p)).collect();
+    for p in small {
+        // SAFETY: live blocks from hakmem, freed once.
+        unsafe { alloc::free(p as *mut u8) };
+    }
+    let mapped = superslab::SS_MAPPED.load(Relaxed);
+    let medium: Vec<usize> = (0..3 * superslab::ss_size() / 20_000)
+        .map(|_| alloc::malloc(20_000) as usize)
+        .collect();
+    let in_old = medium
+        .iter()
+        .filter(|&&p| bases.contains(&ss_base(p)))
+        .count();
+    assert!(
+        in_old * 2 > medium.len(),
+        "{in_old} of {} medium blocks lie in SuperSlabs the small blocks emptied",
+        medium.len()
+    );
+    assert_eq!(
+        superslab::SS_MAPPED.load(Relaxed),
+        mapped,
+        "new SuperSlabs were mapped"
+    );
+    for p in medium {
+        // SAFETY: live blocks from hakmem, freed once.
+        unsafe { alloc::free(p as *mut u8) };
+    }
+}
+
+/// How many of `pages` (page addresses) are resident now, by mincore.
+fn resident(pages: &std::collections::BTreeSet<usize>) -> usize {
+    let mut n = 0;
+    for &pg in pages {
+        let mut v = 0u8;
+        // SAFETY: mincore only reads the page table entry of one mapped page into `v`.
+        let rc = unsafe { libc::mincore(pg as *mut libc::c_void, os::PAGE, &mut v) };
+        assert_eq!(rc, 0, "mincore({pg:#x})");
+        n += (v & 1) as usize;
+    }
+    n
+}
+
+#[test]
+fn trim_returns_free_pages_to_the_os() {
+    let _g = alone();
+    let n = 20_000;
+    let v: Vec<usize> = (0..n).map(|_| alloc::malloc(1000) as usize).collect();
+    for &p in &v {
+        // SAFETY: live 1000-byte blocks.
+        unsafe { std::ptr::write_bytes(p as *mut u8, 0x5a, 1000) };
+    }
+    let pages: std::collections::BTreeSet<usize> =
+        v.iter().map(|&p| (p + 500) & !(os::PAGE - 1)).collect();
+    for p in v {
+        // SAFETY: live blocks from hakmem, freed once.
+        unsafe { alloc::free(p as *mut u8) };
+    }
+    let before = resident(&pages);
+    assert!(before > 1000, "only {before} pages resident before trim");
+    alloc::trim();
+    let after = resident(&pages);
+    assert!(
+        after * 4 < before,
+        "trim left {after} of {before} pages of the freed blocks resident"
+    );
+}
