@@ -584,7 +584,8 @@ mod tests {
 
     #[test]
     fn too_long_text_is_rejected() {
-        let long: &'static str = Box::leak(format!("HAKMEM_STATS_FILE={}", "x".repeat(TEXT_MAX + 1)).into_boxed_str());
+        let long: &'static str =
+            Box::leak(format!("HAKMEM_STATS_FILE={}", "x".repeat(TEXT_MAX + 1)).into_boxed_str());
         let (v, msgs) = run(vec![long]);
         assert_eq!(v[Opt::StatsFile as usize], 0);
         assert!(msgs.contains("text of at most"), "{msgs}");
@@ -592,7 +593,10 @@ mod tests {
 
     #[test]
     fn text_options_fit_their_slots() {
-        let n = OPTIONS.iter().filter(|d| matches!(d.kind, Kind::Text)).count();
+        let n = OPTIONS
+            .iter()
+            .filter(|d| matches!(d.kind, Kind::Text))
+            .count();
         assert!(n <= TEXT_SLOTS);
     }
 
