@@ -158,15 +158,15 @@ fn malloc_info_xml(w: &mut dyn Write, t: &Totals, u: &Usage) -> core::fmt::Resul
     )
 }
 
-/// Writes hakmem's figures as glibc's XML to `fp`. `options` must be 0 (else EINVAL, -1).
+/// Writes hakmem's figures as glibc's XML to `fp`: 0, or -1 if the write failed. `options`
+/// must be 0; any other value returns EINVAL (as glibc does: the error number, not -1).
 ///
 /// # Safety
 /// `fp` is an open stdio stream.
 #[no_mangle]
 pub unsafe extern "C" fn malloc_info(options: c_int, fp: *mut libc::FILE) -> c_int {
     if options != 0 {
-        os::set_errno(libc::EINVAL);
-        return -1;
+        return libc::EINVAL;
     }
     let (t, u) = now();
     let mut b = StackBuf::<8192>::new();
