@@ -62,7 +62,8 @@ bench-full: lib
 	python3 bench/readme_results.py
 
 clippy:
-	$(CARGO) clippy -p hakmem-core -p hakmem-preload -p hakmem -p rust-workload --release -- -D warnings
+	$(CARGO) clippy -p hakmem-core -p hakmem-preload --release -- -D warnings
+	$(CARGO) clippy -p hakmem -p rust-workload --release --all-targets -- -D warnings
 
 # make install [PREFIX=/usr/local] [DESTDIR=]: the library with its SONAME links, the header,
 # the pkg-config file and the launcher. Needs a built library (`make` first, as your own user).

@@ -192,8 +192,8 @@ fn fork_child_allocates_while_parent_threads_hold_the_allocator() {
             unsafe { libc::alarm(10) };
             let v: Vec<String> = (0..10_000).map(|i| i.to_string()).collect();
             let big = vec![1u8; 4 << 20];
-            let t = std::thread::spawn(|| (0..1000).map(|i| Box::new(i)).map(|b| *b).sum::<i32>());
-            let ok = v[9999] == "9999" && big[4 << 20 - 1] == 1 && t.join().unwrap() == 499_500;
+            let t = std::thread::spawn(|| (0..1000).map(Box::new).map(|b| *b).sum::<i32>());
+            let ok = v[9999] == "9999" && big[(4 << 20) - 1] == 1 && t.join().unwrap() == 499_500;
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
         }
         let mut status = 0;

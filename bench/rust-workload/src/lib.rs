@@ -64,7 +64,7 @@ type Map = HashMap<String, Vec<u64>>;
 
 /// One thread's rounds; returns (operations, checksum).
 fn worker(p: &Params, t: usize, handoff: &Mutex<Vec<Option<Map>>>) -> (u64, u64) {
-    let mut rng = Rng(p.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (t as u64 + 1) * 0x2545_F491);
+    let mut rng = Rng(p.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ ((t as u64 + 1) * 0x2545_F491));
     let (mut ops, mut sum) = (0u64, 0u64);
     for _ in 0..p.rounds {
         let mut map: Map = HashMap::with_capacity(p.keys / 4);
