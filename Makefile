@@ -1,21 +1,41 @@
-# hakmem: build, test, bench.  `make` builds target/release/libhakmem.so and include/hakmem.h.
+# hakmem: build, test, bench, install.  `make` builds target/release/libhakmem.so (and the
+# libhakmem.so.0 link that programs linked with -lhakmem look for) and include/hakmem.h.
 CARGO ?= cargo
 LIB   := target/release/libhakmem.so
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+MAJOR   := $(firstword $(subst ., ,$(VERSION)))
 
-.PHONY: all lib test test-core test-c test-ext test-verify test-real test-profiles test-debug test-fuzz fuzz fuzz-build bench bench-full clippy fmt clean deps
+PREFIX  ?= /usr/local
+DESTDIR ?=
+DEST    := $(DESTDIR)$(PREFIX)
+# What `make install` puts under PREFIX (and `make uninstall` removes): exactly these.
+INSTALLED := lib/libhakmem.so.$(VERSION) lib/libhakmem.so.$(MAJOR) lib/libhakmem.so \
+             include/hakmem.h lib/pkgconfig/hakmem.pc bin/hakmem
+
+.PHONY: all lib test test-core test-c test-ext test-verify test-real test-profiles test-rust test-install test-debug test-fuzz fuzz fuzz-build \
+        bench bench-full clippy fmt clean deps install uninstall
 
 all: lib
 
 lib:
 	$(CARGO) build --release -p hakmem-preload
-	@test -f $(LIB) && echo "built $(LIB)"
+	@test -f $(LIB) && ln -sf libhakmem.so $(LIB).$(MAJOR) && echo "built $(LIB)"
 
 # The whole suite: core unit/property tests, then C programs and real programs under LD_PRELOAD.
-test: lib test-core test-c test-ext test-verify test-real test-profiles test-debug test-fuzz
+test: lib test-core test-rust test-c test-ext test-verify test-real test-profiles test-install test-debug test-fuzz
 	@echo "make test: all suites passed"
 
 test-core:
 	$(CARGO) test -p hakmem-core --release
+
+# The Rust global allocator crate (its tests run with hakmem as their #[global_allocator]).
+test-rust:
+	$(CARGO) test -p hakmem --release
+
+# make install into a temporary PREFIX, then pkg-config, linking, the launcher, the glibc
+# introspection API and a Rust program, as a user would use them.
+test-install: lib
+	bash tests/run_install.sh
 
 test-c: lib
 	bash tests/run_c_tests.sh $(LIB)
@@ -73,6 +93,23 @@ bench-full: lib
 
 clippy:
 	$(CARGO) clippy -p hakmem-core -p hakmem-preload --release -- -D warnings
+	$(CARGO) clippy -p hakmem -p rust-workload --release --all-targets -- -D warnings
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the library with its SONAME links, the header,
+# the pkg-config file and the launcher. Needs a built library (`make` first, as your own user).
+install:
+	@test -f $(LIB) || { echo "make install: $(LIB) is missing: run 'make' first" >&2; exit 1; }
+	install -d $(DEST)/lib/pkgconfig $(DEST)/include $(DEST)/bin
+	install -m 755 $(LIB) $(DEST)/lib/libhakmem.so.$(VERSION)
+	ln -sf libhakmem.so.$(VERSION) $(DEST)/lib/libhakmem.so.$(MAJOR)
+	ln -sf libhakmem.so.$(MAJOR) $(DEST)/lib/libhakmem.so
+	install -m 644 include/hakmem.h $(DEST)/include/hakmem.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' scripts/hakmem.pc.in >$(DEST)/lib/pkgconfig/hakmem.pc
+	chmod 644 $(DEST)/lib/pkgconfig/hakmem.pc
+	install -m 755 scripts/hakmem $(DEST)/bin/hakmem
+
+uninstall:
+	rm -f $(addprefix $(DEST)/,$(INSTALLED))
 
 fmt:
 	$(CARGO) fmt --all

@@ -11,6 +11,9 @@ reports medians with their spread, peak RSS and the ratio to mimalloc:
   python3 bench/runner.py --full                       # make bench-full
   python3 bench/runner.py --workloads larson,tiny --allocs hakmem,mimalloc --reps 5
   python3 bench/runner.py --alloc tcmalloc2=/path/to/libtcmalloc.so   # any other library
+
+Rust workloads (rust=True) are not preloaded: bench/rust-workload builds one binary per allocator,
+each with that allocator as its #[global_allocator], and the runner runs the matching binary.
 """
 
 import argparse
@@ -47,9 +50,11 @@ class Workload:
     """One benchmark: a binary in bench/build, its arguments per mode, and how to read its result."""
 
     def __init__(self, name, binary, quick, full, verify, est_quick, est_full, what,
-                 metric="ops_per_sec", higher_is_better=True, stable_checksum=True, details=()):
+                 metric="ops_per_sec", higher_is_better=True, stable_checksum=True, details=(),
+                 rust=False):
         self.name = name
         self.binary = binary
+        self.rust = rust  # binary is the prefix of target/release/BINARY_<allocator>
         self.args = {"quick": quick, "full": full}
         self.verify_args = verify
         self.est = {"quick": est_quick, "full": est_full}  # seconds per run, for the first ETA
@@ -59,10 +64,23 @@ class Workload:
         self.stable_checksum = stable_checksum
         self.details = details  # extra RESULT keys shown in the report
 
-    def path(self):
-        return os.path.join(BUILD, self.binary)
+    def path(self, alloc=None):
+        """The program to run: the C workload (preloaded), or the Rust build for `alloc` (None
+        when there is none: the Rust workload exists for the built-in allocators only)."""
+        if not self.rust:
+            return os.path.join(BUILD, self.binary)
+        suffix = RUST_BUILDS.get(alloc.name) if alloc is not None and alloc.builtin else None
+        return os.path.join(RELEASE, f"{self.binary}_{suffix}") if suffix else None
+
+    def command_text(self, mode):
+        binary = f"{self.binary}_ALLOCATOR" if self.rust else self.binary
+        return f"{binary} {' '.join(self.args[mode])}"
 
 
+RELEASE = os.path.join(ROOT, "target", "release")
+RUST_PACKAGE = "rust-workload"
+# allocator name -> the suffix of its Rust workload binary (bench/rust-workload/src/bin/*.rs)
+RUST_BUILDS = {"glibc": "system", "mimalloc": "mimalloc", "jemalloc": "jemalloc", "hakmem": "hakmem"}
 LARSON_T = max(4, 2 * NPROC)
 # Debian's libtcmalloc-minimal4 (gperftools), installed by scripts/setup.sh.
 TCMALLOC = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"
@@ -127,6 +145,11 @@ WORKLOADS = [
              4.6, 16.1, "bounded long run: throughput, RSS and faults sampled over time",
              stable_checksum=False,
              details=("drift", "cv", "rss_first_kib", "rss_last_kib", "rss_growth", "minflt")),
+    Workload("rust_maps", "rust_workload", [f"threads={max(4, NPROC)}", "rounds=6"],
+             [f"threads={max(4, NPROC)}", "rounds=12"], ["threads=2", "rounds=2", "keys=2000"],
+             1.0, 2.0, f"Rust: {max(4, NPROC)} threads build, query and drop HashMap<String, Vec<u64>> "
+             "and BTreeMap indexes, handing maps to each other (a binary per #[global_allocator])",
+             rust=True),
 ]
 WORKLOAD_BY_NAME = {w.name: w for w in WORKLOADS}
 
@@ -201,7 +224,14 @@ def build_workloads(workloads):
     os.makedirs(BUILD, exist_ok=True)
     common = os.path.join(SRC, "common.h")
     failed = {}
-    for binary in ["spawn"] + sorted({w.binary for w in workloads}):
+    rust = sorted({w.binary for w in workloads if w.rust})
+    if rust:
+        cmd = ["cargo", "build", "--release", "-p", RUST_PACKAGE]
+        log("build: " + " ".join(cmd))
+        if subprocess.run(cmd, cwd=ROOT, env=clean_env()).returncode != 0:
+            for binary in rust:
+                failed[binary] = f"build failed ({' '.join(cmd)})"
+    for binary in ["spawn"] + sorted({w.binary for w in workloads if not w.rust}):
         src = os.path.join(SRC, binary + ".c")
         out = os.path.join(BUILD, binary)
         newest = max(os.path.getmtime(src), os.path.getmtime(common), os.path.getmtime(__file__))
@@ -222,6 +252,8 @@ def build_workloads(workloads):
 
 def verify(alloc, workload, timeout):
     """Run scripts/verify_symbols.sh; returns None when verified, else the reason."""
+    if workload.rust:
+        return verify_rust(alloc, workload, timeout)
     cmd = ["bash", VERIFY, "--quiet", "--timeout", str(timeout)]
     cmd += ["--system"] if alloc.lib is None else ["--lib", alloc.lib]
     cmd += [workload.path(), *workload.verify_args]
@@ -232,6 +264,29 @@ def verify(alloc, workload, timeout):
     reasons = [l.split("verify: FAIL: ", 1)[1] for l in r.stdout.splitlines() if "verify: FAIL: " in l]
     why = "; ".join(reasons) if reasons else (r.stdout.strip().splitlines() or ["verify_symbols.sh failed"])[-1]
     return why.replace(alloc.lib, alloc.source) if alloc.lib else why
+
+
+def verify_rust(alloc, workload, timeout):
+    """A Rust workload binary checks its own allocator (`BINARY verify`: hakmem's statistics count
+    its boxes, mimalloc's mi_is_in_heap_region and jemalloc's arenas.lookup accept a Box, glibc's
+    mallinfo2 grows by a Vec) and then runs the short arguments."""
+    path = workload.path(alloc)
+    if path is None:
+        return f"no Rust build for {alloc.name} (bench/rust-workload has {', '.join(RUST_BUILDS)})"
+    if not os.path.isfile(path):
+        return f"{os.path.relpath(path, ROOT)} not found"
+    try:
+        r = subprocess.run([path, "verify", *workload.verify_args], cwd=ROOT, env=clean_env(),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                           text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"verify run did not finish within {timeout}s"
+    ok = [l for l in r.stdout.splitlines() if l.startswith("verify: ok:")]
+    if r.returncode == 0 and ok and parse_result(r.stdout)[0]:
+        return None
+    fail = [l for l in r.stdout.splitlines() if l.startswith("verify: FAIL:")]
+    return (fail[0][len("verify: FAIL: "):] if fail else
+            f"{os.path.basename(path)} verify exited {r.returncode}: {r.stdout.strip()[-160:]}")
 
 
 # ----------------------------------------------------------------------------------------- runs
@@ -268,13 +323,14 @@ def parse_result(text):
 def run_once(workload, alloc, mode, timeout):
     """One run through bench/build/spawn, which reaps the workload with wait4 and hands back its
     rusage (peak RSS, CPU time, faults); returns a Run (status ok or FAILED)."""
-    cmd = [workload.path(), *workload.args[mode]]
+    cmd = [workload.path(alloc), *workload.args[mode]]
+    preload = "" if workload.rust else (alloc.lib or "")
     with tempfile.TemporaryDirectory(prefix="hakmem-bench.") as tmp:
         ru_file = os.path.join(tmp, "rusage")
         out_file, err_file = os.path.join(tmp, "stdout"), os.path.join(tmp, "stderr")
         with open(out_file, "w") as out, open(err_file, "w") as err:
             t0 = time.monotonic()
-            p = subprocess.Popen([SPAWN, ru_file, alloc.lib or "", *cmd], stdout=out, stderr=err,
+            p = subprocess.Popen([SPAWN, ru_file, preload, *cmd], stdout=out, stderr=err,
                                  stdin=subprocess.DEVNULL, env=clean_env(), start_new_session=True)
         killed = threading.Event()
 
@@ -694,7 +750,7 @@ def write_report(outdir, argv, mode, reps, workloads, allocs, runs, cells, basel
             lines.append("")
     lines += ["## Workloads", "", "| workload | what | arguments | metric |", "|---|---|---|---|"]
     for w in workloads:
-        lines.append(f"| {w.name} | {w.what} | `{w.binary} {' '.join(w.args[mode])}` | "
+        lines.append(f"| {w.name} | {w.what} | `{w.command_text(mode)}` | "
                      f"{w.metric} ({'higher' if w.higher_is_better else 'lower'} is better) |")
     lines += ["", "Every run is in `runs.csv`.", ""]
     with open(os.path.join(outdir, "report.md"), "w") as f:
@@ -835,7 +891,7 @@ def measure(args, argv, mode, reps, timeout, allocs, workloads, bad_bins, outdir
         for widx, w in enumerate(workloads):
             # Verify each allocator on this workload's binary before any of its runs count.
             for a in allocs:
-                if a.problem:
+                if a.problem and not w.rust:  # a Rust workload does not preload the library
                     unverified[w.name, a.name] = a.problem
                 elif w.binary in bad_bins:
                     unverified[w.name, a.name] = bad_bins[w.binary]
@@ -887,7 +943,9 @@ def measure(args, argv, mode, reps, timeout, allocs, workloads, bad_bins, outdir
     print(f"ratio: vs {baseline}, above 1 = better. Results in {os.path.relpath(outdir)}/ "
           f"(report.md, runs.csv, chart.svg{', chart.png' if png else ''}); "
           f"{(finished - started).total_seconds() / 60:.1f} min")
-    missing = [c for c in cells.values() if not c.ok]
+    # An allocator with no Rust build (tcmalloc, or one added with --alloc) has no Rust cell to fill.
+    missing = [c for c in cells.values()
+               if not c.ok and not (c.unverified or "").startswith("no Rust build for")]
     if missing:
         print(f"runner: {len(missing)} of {len(cells)} results are missing (FAILED or unverified)")
     return 130 if interrupted else (1 if missing else 0)

@@ -1,5 +1,8 @@
-//! Generates include/hakmem.h (the extension API) from src/ext.rs with cbindgen.
+//! Generates include/hakmem.h (the extension API) from src/ext.rs with cbindgen, and gives
+//! libhakmem.so its SONAME (libhakmem.so.MAJOR, what programs linked with -lhakmem record).
 fn main() {
+    let major = std::env::var("CARGO_PKG_VERSION_MAJOR").unwrap();
+    println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libhakmem.so.{major}");
     let crate_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
     let root = std::path::Path::new(&crate_dir).join("..");
     println!("cargo:rerun-if-changed=src/ext.rs");

@@ -162,32 +162,14 @@ if [ "$(head -c 2 "$prog_abs")" = '#!' ]; then
     fi
 fi
 
+# Whether LD_PRELOAD can reach the program's malloc (ELF, dynamically linked, not setuid/setgid)
+# is decided in one place, the launcher's check, which prints one line per reason.
 runnable=1
-if [ "$(head -c 4 "$elf" | od -An -c | tr -d ' \n')" != '177ELF' ]; then
-    fail "program $elf is not an ELF executable"
-    runnable=0
+if why=$(sh "$(dirname "$0")/hakmem" --can-preload "$elf"); then
+    ok "$why"
 else
-    interp_path=$(LC_ALL=C readelf -lW "$elf" 2>/dev/null |
-                  sed -n 's/.*\[Requesting program interpreter: \(.*\)\]/\1/p')
-    if [ -z "$interp_path" ]; then
-        if LC_ALL=C readelf -lW "$elf" 2>/dev/null | grep -q '^ *DYNAMIC'; then
-            fail "program $elf is statically linked (static-pie: no PT_INTERP), LD_PRELOAD cannot replace its malloc"
-        else
-            fail "program $elf is statically linked (no PT_INTERP/PT_DYNAMIC), LD_PRELOAD cannot replace its malloc"
-        fi
-        runnable=0
-    else
-        ok "program $elf is dynamically linked (interpreter $interp_path)"
-    fi
-fi
-if [ -u "$elf" ] || [ -g "$elf" ]; then
-    bits=""
-    [ -u "$elf" ] && bits="setuid"
-    [ -g "$elf" ] && bits="${bits:+$bits/}setgid"
-    fail "program $elf is $bits: the dynamic linker ignores LD_PRELOAD for it (secure mode)"
+    while IFS= read -r line; do fail "$line"; done <<<"$why"
     runnable=0
-elif [ "$runnable" = 1 ]; then
-    ok "program is not setuid/setgid"
 fi
 
 if [ "$runnable" = 0 ] || { [ "$system" = 0 ] && [ -z "$lib_abs" ]; }; then

@@ -388,6 +388,21 @@ pub fn usable_size(p: *mut u8) -> Option<usize> {
     }
 }
 
+/// Large blocks now: (blocks in use, bytes mapped for them, cached free mappings, their bytes).
+/// Walks the table under the lock: for introspection (mallinfo and the like), not for hot paths.
+pub fn usage() -> (usize, usize, usize, usize) {
+    let l = LARGE.lock();
+    let mut bytes = 0;
+    for i in 0..l.cap {
+        // SAFETY: the table has `cap` entries and is only touched under the lock.
+        let e = unsafe { *l.table.add(i) };
+        if e.ptr != 0 {
+            bytes += e.len;
+        }
+    }
+    (l.count, bytes, l.cached, l.cached_bytes)
+}
+
 pub enum Realloc {
     /// `p` is not a large block.
     NotLarge,

@@ -2,7 +2,7 @@
 //!
 //! Reading order: `size_class` → `tls` (thread cache) → `alloc` (fast paths and the API) →
 //! `heap` (refill, thread exit) → `slab` → `slab_cache` → `superslab` (registry, pool) → `os`; beside them
-//! `remote` (cross-thread frees), `large`, `policy`, `stats`, `check`, `init`.
+//! `remote` (cross-thread frees), `large`, `policy`, `stats`, `check`, `init`, `process`.
 #![cfg_attr(not(test), no_std)]
 #![allow(clippy::missing_safety_doc)]
 
@@ -13,6 +13,7 @@ pub mod init;
 pub mod large;
 pub mod os;
 pub mod policy;
+pub mod process;
 pub mod remote;
 pub mod size_class;
 pub mod slab;

@@ -164,14 +164,38 @@ pub fn errno() -> i32 {
 }
 
 pub fn write_stderr(bytes: &[u8]) {
+    write_all(2, bytes);
+}
+
+/// Writes all of `bytes` to `fd`; false if a write failed.
+fn write_all(fd: i32, bytes: &[u8]) -> bool {
     let mut rest = bytes;
     while !rest.is_empty() {
-        // SAFETY: writing from a valid slice to fd 2.
-        let n = unsafe { libc::write(2, rest.as_ptr() as *const libc::c_void, rest.len()) };
+        // SAFETY: writing from a valid slice to an fd (a bad fd fails with EBADF).
+        let n = unsafe { libc::write(fd, rest.as_ptr() as *const libc::c_void, rest.len()) };
         if n <= 0 {
-            return;
+            return false;
         }
         rest = &rest[n as usize..];
+    }
+    true
+}
+
+/// Creates (or truncates) the file `path` and writes `bytes` into it; false on failure, with
+/// errno telling why.
+pub fn write_new_file(path: &core::ffi::CStr, bytes: &[u8]) -> bool {
+    // SAFETY: `path` is NUL-terminated; the fd is closed before returning.
+    unsafe {
+        let fd = libc::open(
+            path.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+            0o644,
+        );
+        if fd < 0 {
+            return false;
+        }
+        let ok = write_all(fd, bytes);
+        libc::close(fd) == 0 && ok
     }
 }
 

@@ -5,6 +5,7 @@
 
 use crate::hk_eprint;
 use crate::os::PurgeKind;
+use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 
@@ -25,6 +26,7 @@ pub enum Opt {
     InvalidFree,
     Check,
     Stats,
+    StatsFile,
     Verbose,
 }
 
@@ -33,6 +35,9 @@ pub enum Kind {
     Int { min: u32, max: u32 },
     /// One of the names; the value is its index.
     Choice(&'static [&'static str]),
+    /// Text of at most `TEXT_MAX` bytes (a file name), copied at start-up; the value is its
+    /// length, 0 when unset. Read it with `text`.
+    Text,
 }
 
 pub struct OptDef {
@@ -147,6 +152,13 @@ pub static OPTIONS: &[OptDef] = &[
         help: "print statistics on stderr at exit: 1 a readable summary, json one JSON line",
     },
     OptDef {
+        opt: Opt::StatsFile,
+        name: "HAKMEM_STATS_FILE",
+        kind: Kind::Text,
+        defaults: [0, 0, 0],
+        help: "write the exit statistics to this file instead of stderr (`%p`: the pid); implies HAKMEM_STATS=1 unless it is set",
+    },
+    OptDef {
         opt: Opt::Verbose,
         name: "HAKMEM_VERBOSE",
         kind: Kind::Int { min: 0, max: 1 },
@@ -155,11 +167,53 @@ pub static OPTIONS: &[OptDef] = &[
     },
 ];
 
-const N: usize = 15;
+pub const N: usize = 16;
 const _: () = assert!(OPTIONS.len() == N);
 
 static VALUES: [AtomicU32; N] = [const { AtomicU32::new(0) }; N];
 static CHECKED: AtomicBool = AtomicBool::new(false);
+
+/// Longest accepted value of a text option, in bytes.
+pub const TEXT_MAX: usize = 1024;
+/// How many text options the table may hold.
+const TEXT_SLOTS: usize = 2;
+
+/// The values of the text options, one slot each in table order.
+pub struct Texts([[u8; TEXT_MAX]; TEXT_SLOTS]);
+
+impl Texts {
+    pub const fn new() -> Self {
+        Texts([[0; TEXT_MAX]; TEXT_SLOTS])
+    }
+}
+
+impl Default for Texts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+struct SharedTexts(UnsafeCell<Texts>);
+// SAFETY: written once by `init_from_process`, before initialisation publishes READY (a
+// release store that every reader's acquire load of the state follows); read-only afterwards.
+unsafe impl Sync for SharedTexts {}
+static TEXTS: SharedTexts = SharedTexts(UnsafeCell::new(Texts::new()));
+
+/// The slot of text option `o` (its rank among the table's text options).
+fn text_slot(o: Opt) -> usize {
+    OPTIONS[..o as usize]
+        .iter()
+        .filter(|d| matches!(d.kind, Kind::Text))
+        .count()
+}
+
+/// The value of text option `o` (empty when unset).
+pub fn text(o: Opt) -> &'static [u8] {
+    let len = (get(o) as usize).min(TEXT_MAX);
+    // SAFETY: see `SharedTexts`; the slot is in bounds (a test checks the table's text count).
+    let texts: &'static Texts = unsafe { &*TEXTS.0.get() };
+    &texts.0[text_slot(o)][..len]
+}
 
 #[inline(always)]
 pub fn get(o: Opt) -> u32 {
@@ -209,6 +263,7 @@ pub fn parse(d: &OptDef, value: &[u8]) -> Option<u32> {
             .iter()
             .position(|n| n.as_bytes() == value)
             .map(|i| i as u32),
+        Kind::Text => (value.len() <= TEXT_MAX).then_some(value.len() as u32),
     }
 }
 
@@ -228,6 +283,7 @@ impl fmt::Display for Accepts<'_> {
                 }
                 Ok(())
             }
+            Kind::Text => write!(f, "text of at most {TEXT_MAX} bytes"),
         }
     }
 }
@@ -239,6 +295,8 @@ impl fmt::Display for Shown<'_> {
         match self.0.kind {
             Kind::Int { .. } => write!(f, "{}", self.1),
             Kind::Choice(names) => f.write_str(names[self.1 as usize]),
+            Kind::Text if self.1 == 0 => f.write_str("unset"),
+            Kind::Text => write!(f, "{}", Lossy(text(self.0.opt))),
         }
     }
 }
@@ -272,9 +330,18 @@ impl Env for ProcessEnv {
     }
 }
 
-/// Reads the policy from `env` into the statics, reporting bad values and unknown names on
-/// stderr through `warn` (one line each; the default is used).
+/// Reads the policy from `env`, reporting bad values and unknown names through `warn` (one line
+/// each; the default is used).
 pub fn load(env: &dyn Env, warn: &mut dyn FnMut(fmt::Arguments)) -> [u32; N] {
+    load_with_texts(env, &mut Texts::new(), warn)
+}
+
+/// `load`, also copying the text options' values into `texts`.
+pub fn load_with_texts(
+    env: &dyn Env,
+    texts: &mut Texts,
+    warn: &mut dyn FnMut(fmt::Arguments),
+) -> [u32; N] {
     let mut raw: [Option<&[u8]>; N] = [None; N];
     // The environment outlives this call, so the borrowed slices stay valid inside it.
     let mut seen: [(*const u8, usize); N] = [(core::ptr::null(), 0); N];
@@ -326,6 +393,15 @@ pub fn load(env: &dyn Env, warn: &mut dyn FnMut(fmt::Arguments)) -> [u32; N] {
         };
     }
     out[Opt::Profile as usize] = profile as u32;
+    if out[Opt::StatsFile as usize] != 0 && raw[Opt::Stats as usize].is_none() {
+        out[Opt::Stats as usize] = 1;
+    }
+    for (i, d) in OPTIONS.iter().enumerate() {
+        if let (Kind::Text, Some(v)) = (&d.kind, raw[i]) {
+            let n = out[i] as usize;
+            texts.0[text_slot(d.opt)][..n].copy_from_slice(&v[..n]);
+        }
+    }
     out
 }
 
@@ -357,7 +433,9 @@ impl fmt::Display for Lossy<'_> {
 
 /// Loads the process policy into the statics. Called once, by `init`.
 pub fn init_from_process() {
-    let v = load(&ProcessEnv, &mut |a| hk_eprint!("{}", a));
+    // SAFETY: initialisation runs once, before any reader (see `SharedTexts`).
+    let texts = unsafe { &mut *TEXTS.0.get() };
+    let v = load_with_texts(&ProcessEnv, texts, &mut |a| hk_eprint!("{}", a));
     for (i, x) in v.iter().enumerate() {
         VALUES[i].store(*x, Relaxed);
     }
@@ -397,6 +475,7 @@ pub fn write_markdown_table(w: &mut dyn Write) -> fmt::Result {
                 }
                 w.write_str(" |")?;
             }
+            Kind::Text => write!(w, "| `{}` | a file name |", d.name)?,
         }
         for (p, dflt) in d.defaults.iter().enumerate() {
             if d.opt == Opt::Profile {
@@ -483,6 +562,42 @@ mod tests {
         let (_, msgs) = run(vec!["HAKMEM_TCAHCE=4", "HAKMEMX=1", "OTHER_HAKMEM_X=1"]);
         assert_eq!(msgs.lines().count(), 1, "{msgs}");
         assert!(msgs.contains("unknown variable HAKMEM_TCAHCE"), "{msgs}");
+    }
+
+    #[test]
+    fn stats_file_is_copied_and_implies_readable_stats() {
+        let mut texts = Texts::new();
+        let v = load_with_texts(
+            &FakeEnv(vec!["HAKMEM_STATS_FILE=/tmp/s-%p.txt"]),
+            &mut texts,
+            &mut |a| panic!("{a}"),
+        );
+        let n = v[Opt::StatsFile as usize] as usize;
+        assert_eq!(&texts.0[text_slot(Opt::StatsFile)][..n], b"/tmp/s-%p.txt");
+        assert_eq!(v[Opt::Stats as usize], 1);
+        let (v, msgs) = run(vec!["HAKMEM_STATS_FILE=/tmp/s", "HAKMEM_STATS=json"]);
+        assert!(msgs.is_empty(), "{msgs}");
+        assert_eq!(v[Opt::Stats as usize], 2);
+        let (v, _) = run(vec!["HAKMEM_STATS_FILE="]);
+        assert_eq!((v[Opt::StatsFile as usize], v[Opt::Stats as usize]), (0, 0));
+    }
+
+    #[test]
+    fn too_long_text_is_rejected() {
+        let long: &'static str =
+            Box::leak(format!("HAKMEM_STATS_FILE={}", "x".repeat(TEXT_MAX + 1)).into_boxed_str());
+        let (v, msgs) = run(vec![long]);
+        assert_eq!(v[Opt::StatsFile as usize], 0);
+        assert!(msgs.contains("text of at most"), "{msgs}");
+    }
+
+    #[test]
+    fn text_options_fit_their_slots() {
+        let n = OPTIONS
+            .iter()
+            .filter(|d| matches!(d.kind, Kind::Text))
+            .count();
+        assert!(n <= TEXT_SLOTS);
     }
 
     #[test]

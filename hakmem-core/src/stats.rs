@@ -320,13 +320,105 @@ pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
     )
 }
 
-/// Prints the statistics as HAKMEM_STATS asks (nothing when it is 0). Called at process exit.
+/// Memory in use and mapped now, for glibc's introspection API (mallinfo2, malloc_stats,
+/// malloc_info). `small_*` count blocks of the size classes at their class size; `large_*` the
+/// blocks over 256 KiB (or aligned past a page), each its own mapping.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct Usage {
+    pub small_blocks: u64,
+    pub small_bytes: u64,
+    pub large_blocks: u64,
+    pub large_bytes: u64,
+    pub large_cached_blocks: u64,
+    pub large_cached_bytes: u64,
+    /// Everything hakmem has mapped now: SuperSlabs, large blocks, cached mappings, metadata.
+    pub mapped_bytes: u64,
+    pub peak_mapped_bytes: u64,
+    pub slabs_in_use: u64,
+}
+
+impl Usage {
+    /// Bytes mapped for SuperSlabs and metadata: all but the large blocks and their cache.
+    pub fn arena_bytes(&self) -> u64 {
+        self.mapped_bytes
+            .saturating_sub(self.large_bytes + self.large_cached_bytes)
+    }
+}
+
+/// Live blocks per class are allocations minus frees (counters read while other threads run,
+/// so a figure may be a few blocks off, never negative).
+pub fn usage(t: &Totals) -> Usage {
+    let (large_blocks, large_bytes, cached_blocks, cached_bytes) = large::usage();
+    let mut u = Usage {
+        large_blocks: large_blocks as u64,
+        large_bytes: large_bytes as u64,
+        large_cached_blocks: cached_blocks as u64,
+        large_cached_bytes: cached_bytes as u64,
+        mapped_bytes: t.mapped_bytes,
+        peak_mapped_bytes: t.peak_mapped_bytes,
+        slabs_in_use: t.slabs_in_use,
+        ..Usage::default()
+    };
+    for (c, k) in t.classes.iter().enumerate() {
+        let live = k.allocs.saturating_sub(k.frees + k.remote_frees);
+        u.small_blocks += live;
+        u.small_bytes += live * class_size(c) as u64;
+    }
+    u
+}
+
+/// Prints the statistics as HAKMEM_STATS asks (nothing when it is 0), on stderr or into
+/// HAKMEM_STATS_FILE. Called at process exit.
 pub fn report_at_exit() {
     let mode = policy::get(Opt::Stats);
     if mode == 0 {
         return;
     }
-    print(mode == 2);
+    let t = collect();
+    let mut b = os::StackBuf::<8192>::new();
+    let _ = if mode == 2 {
+        write_json(&mut b, &t)
+    } else {
+        write_text(&mut b, &t)
+    };
+    let file = policy::text(Opt::StatsFile);
+    if !file.is_empty() {
+        let mut path = [0u8; policy::TEXT_MAX + 32];
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        if let Some(p) = expand_path(file, pid as u32, &mut path) {
+            if os::write_new_file(p, b.as_bytes()) {
+                return;
+            }
+        }
+        crate::hk_eprint!(
+            "hakmem: cannot write HAKMEM_STATS_FILE={} (errno {}); statistics follow\n",
+            core::str::from_utf8(file).unwrap_or("?"),
+            os::errno()
+        );
+    }
+    os::write_stderr(b.as_bytes());
+}
+
+/// `file` with every `%p` replaced by `pid` and `%%` by `%`, NUL-terminated in `out`; None if
+/// it does not fit.
+pub fn expand_path<'a>(file: &[u8], pid: u32, out: &'a mut [u8]) -> Option<&'a core::ffi::CStr> {
+    let mut digits = os::StackBuf::<16>::new();
+    let _ = write!(digits, "{pid}");
+    let mut n = 0;
+    let mut i = 0;
+    while i < file.len() {
+        let (piece, step): (&[u8], usize) = match (file[i], file.get(i + 1)) {
+            (b'%', Some(b'p')) => (digits.as_bytes(), 2),
+            (b'%', Some(b'%')) => (b"%", 2),
+            _ => (&file[i..i + 1], 1),
+        };
+        out.get_mut(n..n + piece.len())?.copy_from_slice(piece);
+        n += piece.len();
+        i += step;
+    }
+    *out.get_mut(n)? = 0;
+    core::ffi::CStr::from_bytes_with_nul(&out[..=n]).ok()
 }
 
 /// Prints the statistics on stderr, as one JSON line or as a table.
@@ -339,4 +431,23 @@ pub fn print(json: bool) {
         write_text(&mut b, &t)
     };
     os::write_stderr(b.as_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expanded(file: &str, pid: u32) -> Option<String> {
+        let mut out = [0u8; 64];
+        expand_path(file.as_bytes(), pid, &mut out).map(|c| c.to_str().unwrap().to_string())
+    }
+
+    #[test]
+    fn stats_file_name_expands_pid() {
+        assert_eq!(expanded("/tmp/s-%p.txt", 4242).unwrap(), "/tmp/s-4242.txt");
+        assert_eq!(expanded("%p%p", 7).unwrap(), "77");
+        assert_eq!(expanded("a%%p%", 7).unwrap(), "a%p%");
+        assert_eq!(expanded("plain", 7).unwrap(), "plain");
+        assert!(expanded(&"x".repeat(64), 7).is_none());
+    }
 }

@@ -12,7 +12,7 @@ static SETUP: Once = Once::new();
 fn setup() {
     SETUP.call_once(|| {
         init::ensure();
-        let mut v = [0u32; 15];
+        let mut v = [0u32; policy::N];
         for d in policy::OPTIONS {
             v[d.opt as usize] = d.defaults[1];
         }
@@ -356,4 +356,20 @@ fn emptied_slabs_are_reused_from_the_heap_without_the_pool() {
     })
     .join()
     .unwrap();
+}
+
+#[test]
+fn usage_counts_live_small_and_large_bytes() {
+    setup();
+    // Other tests run at the same time: only this test's own live blocks are certain.
+    let small: Vec<usize> = (0..5000).map(|_| alloc::malloc(1000) as usize).collect();
+    let large: Vec<usize> = (0..5).map(|_| alloc::malloc(1 << 20) as usize).collect();
+    let u = stats::usage(&stats::collect());
+    assert!(u.small_bytes >= 5000 * 1000, "{u:?}");
+    assert!(u.large_bytes >= 5 << 20, "{u:?}");
+    assert!(u.large_blocks >= 5 && u.mapped_bytes >= u.large_bytes + u.small_bytes);
+    for p in small.into_iter().chain(large) {
+        // SAFETY: each pointer came from malloc above and is freed once.
+        unsafe { alloc::free(p as *mut u8) };
+    }
 }

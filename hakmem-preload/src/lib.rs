@@ -1,10 +1,12 @@
 //! libhakmem.so: exports the C allocation API over hakmem-core. Preload it with
 //! `LD_PRELOAD=target/release/libhakmem.so program`. One small function per symbol; the
-//! contracts live in `hakmem_core::alloc`, process start/exit and fork in `process`.
+//! contracts live in `hakmem_core::alloc`, process start/exit and fork in `process`, glibc's
+//! introspection API (mallinfo2, malloc_stats, malloc_info, mallopt) in `introspect`.
 #![cfg_attr(not(test), no_std)]
 #![allow(clippy::missing_safety_doc)]
 
 mod ext;
+mod introspect;
 mod process;
 
 use core::ffi::{c_int, c_void};
@@ -83,12 +85,6 @@ pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, _align: usize, _size
 #[no_mangle]
 pub extern "C" fn malloc_trim(_pad: usize) -> c_int {
     (hk::trim() > 0) as c_int
-}
-
-/// Accepted and ignored: hakmem's tunables are the HAKMEM_* variables.
-#[no_mangle]
-pub extern "C" fn mallopt(_param: c_int, _value: c_int) -> c_int {
-    1
 }
 
 // glibc's internal names, called by some programs and libraries directly.

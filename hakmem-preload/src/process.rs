@@ -1,27 +1,12 @@
-//! Process start and exit: initialise early, register the fork handlers, print statistics.
+//! Process start and exit: initialise early, register the fork handlers, print statistics
+//! (`hakmem_core::process`, shared with the Rust global allocator crate).
 
 extern "C" fn on_load() {
-    hakmem_core::init::ensure();
-    // pthread_atfork may allocate (glibc keeps the handlers in a growable array); initialisation
-    // is complete by now, so that allocation is an ordinary one.
-    // SAFETY: the handlers are plain functions that stay valid for the life of the process.
-    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+    hakmem_core::process::start();
 }
 
 extern "C" fn on_unload() {
-    hakmem_core::stats::report_at_exit();
-}
-
-extern "C" fn prepare() {
-    hakmem_core::init::fork_prepare();
-}
-
-extern "C" fn parent() {
-    hakmem_core::init::fork_parent();
-}
-
-extern "C" fn child() {
-    hakmem_core::init::fork_child();
+    hakmem_core::process::exit();
 }
 
 #[used]
