@@ -3,7 +3,7 @@
 
 use crate::policy::{self, Opt};
 use crate::size_class::{class_size, MAX_SMALL, NUM_CLASSES};
-use crate::{alloc, init, os};
+use crate::{alloc, init, os, stats};
 use std::sync::Once;
 
 static SETUP: Once = Once::new();
