@@ -13,15 +13,15 @@ extern "C" fn on_unload() {
 }
 
 extern "C" fn prepare() {
-    hakmem_core::init::fork_prepare();
+    hakmem_core::fork::prepare();
 }
 
 extern "C" fn parent() {
-    hakmem_core::init::fork_parent();
+    hakmem_core::fork::parent();
 }
 
 extern "C" fn child() {
-    hakmem_core::init::fork_child();
+    hakmem_core::fork::child();
 }
 
 #[used]
