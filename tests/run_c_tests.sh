@@ -93,7 +93,7 @@ has_built() { local n; for n in "${BUILT[@]}"; do [ "$n" = "$1" ] && return 0; d
 
 # ---------------------------------------------------------------- plain contract tests
 # Programs that are driven specially further down.
-SPECIAL=" invalid_free_reported double_free_checked "
+SPECIAL=" invalid_free_reported double_free_checked overflow_checked "
 
 for name in "${BUILT[@]}"; do
     case "$SPECIAL" in *" $name "*) continue ;; esac
@@ -237,6 +237,21 @@ if selected "$name"; then
             why="${why:+$why; }no stderr line containing 'hakmem' and 'double free'"
         fi
         if [ -z "$why" ]; then hk_ok "$name"; else hk_fail "$name" "$why" "$log.err" "$log.out"; fi
+    fi
+fi
+
+name="overflow_checked"
+if selected "$name"; then
+    if [ -z "$HK_LIB" ]; then
+        hk_skip "$name" "hakmem only (needs HAKMEM_CHECK=1)"
+    elif has_built overflow_checked; then
+        log=$LOGS/overflow_checked
+        hk_run yes "$log" -u HAKMEM_INVALID_FREE HAKMEM_CHECK=1 -- "$HK_BUILD/overflow_checked"
+        if [ "$HK_RC" -eq 0 ]; then
+            hk_ok "$name"
+        else
+            hk_fail "$name" "$(hk_describe_rc "$HK_RC"): $(grep -m1 -E 'FAIL|abort' "$log.err" | cut -c1-220)" "$log.err" "$log.out"
+        fi
     fi
 fi
 

@@ -125,6 +125,14 @@ fn nomem_if_null(p: *mut u8) -> *mut u8 {
 /// A large block; `zero` asks for zeroed memory.
 pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     init::ensure();
+    if policy::checked() {
+        return crate::check::large_alloc(size, align, zero);
+    }
+    large_block(size, align, zero)
+}
+
+/// A large block without checking mode's trailer.
+pub fn large_block(size: usize, align: usize, zero: bool) -> *mut u8 {
     let (p, dirty) = large::alloc(size, align);
     if zero && !p.is_null() && dirty > 0 {
         // SAFETY: `p` is a new block of at least `size` bytes; past `dirty` it is zero already.
@@ -177,6 +185,9 @@ unsafe fn free_not_small(p: *mut u8, caller: &str) {
         return;
     }
     let e = os::errno();
+    if policy::checked() && !crate::check::large_free_ok(p) {
+        return os::set_errno(e);
+    }
     if !large::free(p) {
         report_invalid(p, caller);
     }
@@ -244,11 +255,14 @@ unsafe fn usable(p: *mut u8, caller: &str) -> Option<usize> {
         }
         return Some((*s).block_size as usize);
     }
-    let u = large::usable_size(p);
-    if u.is_none() {
+    let Some(u) = large::usable_size(p) else {
         report_invalid(p, caller);
+        return None;
+    };
+    if policy::checked() {
+        return Some(crate::check::large_usable(p, u));
     }
-    u
+    Some(u)
 }
 
 /// # Safety
@@ -269,7 +283,7 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
         if !policy::checked() && n <= old && (n >= old / 2 || old <= 64) {
             return p;
         }
-    } else if n > MAX_SMALL {
+    } else if n > MAX_SMALL && !policy::checked() {
         match large::realloc(p, n) {
             large::Realloc::Done(q) => return q,
             large::Realloc::Failed => return ptr::null_mut(),
@@ -310,7 +324,8 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
     large_alloc(size, align, false)
 }
 
-/// posix_memalign: EINVAL for a bad alignment, ENOMEM on failure; `*out` is set only on success.
+/// posix_memalign: EINVAL for a bad alignment, ENOMEM on failure (errno too, as glibc leaves
+/// it); `*out` is set only on success.
 ///
 /// # Safety
 /// `out` is valid for a write.
@@ -318,10 +333,8 @@ pub unsafe fn posix_memalign(out: *mut *mut u8, align: usize, size: usize) -> i3
     if !align.is_power_of_two() || align < core::mem::size_of::<usize>() {
         return libc::EINVAL;
     }
-    let e = os::errno();
     let p = aligned(align, size);
     if p.is_null() {
-        os::set_errno(e);
         return libc::ENOMEM;
     }
     *out = p;
@@ -338,9 +351,10 @@ pub fn aligned_alloc(align: usize, size: usize) -> *mut u8 {
     aligned(align, size)
 }
 
-/// memalign: as glibc, an alignment that is not a power of two is rounded up to one.
+/// memalign: as glibc, an alignment that is not a power of two is rounded up to one; one past
+/// the largest power of two fails with EINVAL, any other that cannot be met with ENOMEM.
 pub fn memalign(align: usize, size: usize) -> *mut u8 {
-    if align > isize::MAX as usize / 2 + 1 {
+    if align > usize::MAX / 2 + 1 {
         os::set_errno(libc::EINVAL);
         return ptr::null_mut();
     }

@@ -1,6 +1,14 @@
-//! Checking mode (HAKMEM_CHECK=1): every small block carries its requested size and a canary
-//! in its last bytes, and each slab keeps a bitmap of live blocks, so a double free or a write
-//! past the end is reported at `free`. All calls go through the shared heap under its lock.
+//! Checking mode (HAKMEM_CHECK=1): every block carries its requested size in a trailer at its
+//! end and a canary in every byte between the requested size and the trailer, so a write past
+//! the end is reported at `free`; each slab keeps a bitmap of live blocks, so a double free is
+//! reported too. Small blocks go through the shared heap under its lock; large blocks get the
+//! same trailer at the end of their mapping and canaries after the requested size.
+//!
+//! Canaries and trailers are keyed: a hash of a per-process random secret, the block's address
+//! and the byte's offset. So no byte value slips through (a constant pad byte lets an overflow
+//! that writes that very value pass, and a plain size field one that writes the size's own
+//! bytes): a k-byte overflow goes unnoticed only if it writes exactly the bytes already there,
+//! a 2^-8k chance, whatever the program writes.
 
 use crate::heap::{self, shared_free_locked, SHARED};
 use crate::os::PAGE;
@@ -8,10 +16,94 @@ use crate::size_class::{class_for_aligned, class_size};
 use crate::slab::Slab;
 use crate::superslab::slab_of;
 use core::ptr;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-const MAGIC: u32 = 0x4841_4b4d; // "HAKM"
-const PAD: u8 = 0xAB;
+/// Small blocks: the requested size (u32, keyed) and a tag binding it to the block (u32).
 const TRAILER: usize = 8;
+/// Large blocks: the same with u64 fields, in the last 16 bytes of the mapping.
+const LARGE_TRAILER: usize = 16;
+/// Canary bytes written after a large block's requested size (a contiguous overflow reaches
+/// them first; the rest of the mapping up to the trailer stays untouched).
+const LARGE_CANARY: usize = PAGE;
+
+const OVERRUN_TRAILER: &str = "heap overrun (the block's trailer was overwritten)";
+const OVERRUN_CANARY: &str = "heap overrun (bytes past the requested size were written)";
+
+static SECRET: AtomicU64 = AtomicU64::new(0);
+
+fn mix(mut x: u64) -> u64 {
+    x ^= x >> 30;
+    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x ^= x >> 27;
+    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[cold]
+#[inline(never)]
+fn init_secret() -> u64 {
+    let mut v: u64 = 0;
+    // SAFETY: getrandom writes at most 8 bytes into `v`.
+    let n = unsafe {
+        libc::getrandom(
+            &mut v as *mut u64 as *mut libc::c_void,
+            8,
+            libc::GRND_NONBLOCK,
+        )
+    };
+    if n != 8 {
+        v = mix(crate::os::now_ms() ^ (&v as *const u64 as u64));
+    }
+    v |= 1;
+    match SECRET.compare_exchange(0, v, Relaxed, Relaxed) {
+        Ok(_) => v,
+        Err(other) => other,
+    }
+}
+
+/// The keys of one block.
+struct Keys(u64);
+
+impl Keys {
+    fn of(a: usize) -> Keys {
+        let s = match SECRET.load(Relaxed) {
+            0 => init_secret(),
+            s => s,
+        };
+        Keys(mix(s ^ a as u64))
+    }
+    /// The canary bytes of offsets 8w..8w+8 (little-endian).
+    fn word(&self, w: usize) -> u64 {
+        mix(self.0 ^ (w as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+    }
+    fn size_key(&self) -> u64 {
+        self.word(usize::MAX)
+    }
+    fn tag(&self, size: usize) -> u64 {
+        mix(self.word(usize::MAX - 1) ^ size as u64)
+    }
+}
+
+/// Writes (or, with `check`, compares) the canaries of block `a` at offsets `from..to`.
+/// Returns false at the first byte that differs.
+unsafe fn canaries(a: usize, from: usize, to: usize, k: &Keys, check: bool) -> bool {
+    let mut j = from;
+    while j < to {
+        let w = k.word(j / 8);
+        let end = ((j / 8 + 1) * 8).min(to);
+        while j < end {
+            let c = (w >> (8 * (j % 8))) as u8;
+            let b = (a + j) as *mut u8;
+            if !check {
+                *b = c;
+            } else if *b != c {
+                return false;
+            }
+            j += 1;
+        }
+    }
+    true
+}
 
 /// The alignment every block of class `c` has (blocks start page-aligned).
 fn class_align(c: usize) -> usize {
@@ -41,10 +133,11 @@ pub fn alloc(size: usize, c: usize) -> *mut u8 {
         let s = slab_of(a);
         let i = (*s).block_index(a);
         *(*s).check_bits.add(i / 64) |= 1 << (i % 64);
-        let bs = class_size(c);
-        ptr::write_bytes((a + size) as *mut u8, PAD, bs - TRAILER - size);
-        ptr::write_unaligned((a + bs - 8) as *mut u32, size as u32);
-        ptr::write_unaligned((a + bs - 4) as *mut u32, MAGIC);
+        let t = class_size(c) - TRAILER;
+        let k = Keys::of(a);
+        canaries(a, size, t, &k, false);
+        ptr::write_unaligned((a + t) as *mut u32, (size as u64 ^ k.size_key()) as u32);
+        ptr::write_unaligned((a + t + 4) as *mut u32, k.tag(size) as u32);
         b as *mut u8
     }
 }
@@ -67,7 +160,7 @@ pub unsafe fn free_checked(s: *mut Slab, a: usize) {
         );
         return;
     }
-    if let Err(why) = trailer_ok(s, a) {
+    if let Err(why) = small_size(s, a) {
         drop(g);
         crate::alloc::report(a as *mut u8, "free", why);
         return;
@@ -76,26 +169,98 @@ pub unsafe fn free_checked(s: *mut Slab, a: usize) {
     shared_free_locked(h, s, a);
 }
 
-unsafe fn trailer_ok(s: *mut Slab, a: usize) -> Result<(), &'static str> {
-    let bs = (*s).block_size as usize;
-    let size = ptr::read_unaligned((a + bs - 8) as *const u32) as usize;
-    let magic = ptr::read_unaligned((a + bs - 4) as *const u32);
-    if magic != MAGIC || size > bs - TRAILER {
-        return Err("heap overrun (the block's trailer was overwritten)");
+/// The requested size of checked small block `a` after checking its trailer and canaries.
+unsafe fn small_size(s: *mut Slab, a: usize) -> Result<usize, &'static str> {
+    let t = (*s).block_size as usize - TRAILER;
+    let k = Keys::of(a);
+    let size = (ptr::read_unaligned((a + t) as *const u32) as u64 ^ k.size_key()) as u32 as usize;
+    let tag = ptr::read_unaligned((a + t + 4) as *const u32);
+    if size > t || tag != k.tag(size) as u32 {
+        return Err(OVERRUN_TRAILER);
     }
-    for k in size..bs - TRAILER {
-        if *((a + k) as *const u8) != PAD {
-            return Err("heap overrun (bytes past the requested size were written)");
-        }
+    if !canaries(a, size, t, &k, true) {
+        return Err(OVERRUN_CANARY);
     }
-    Ok(())
+    Ok(size)
 }
 
-/// The size that was requested for checked block `a`.
+/// The size that was requested for checked block `a` (its whole room if the trailer is damaged).
 ///
 /// # Safety
 /// `a` is a validated block boundary of `s`.
 pub unsafe fn usable(s: *mut Slab, a: usize) -> usize {
-    let bs = (*s).block_size as usize;
-    ptr::read_unaligned((a + bs - 8) as *const u32) as usize
+    let t = (*s).block_size as usize - TRAILER;
+    let size = (ptr::read_unaligned((a + t) as *const u32) as u64 ^ Keys::of(a).size_key()) as u32;
+    (size as usize).min(t)
+}
+
+/// A checked large block: `size` bytes, then canaries, and the trailer at the mapping's end.
+pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
+    let Some(total) = size.checked_add(LARGE_TRAILER) else {
+        crate::os::set_errno(libc::ENOMEM);
+        return ptr::null_mut();
+    };
+    let p = crate::alloc::large_block(total, align, zero);
+    if p.is_null() {
+        return p;
+    }
+    let a = p as usize;
+    let u = crate::large::usable_size(p).unwrap_or(total);
+    let t = u - LARGE_TRAILER;
+    let k = Keys::of(a);
+    // SAFETY: `p` is a new block of `u` usable bytes, `size <= t`.
+    unsafe {
+        canaries(a, size, t.min(size + LARGE_CANARY), &k, false);
+        ptr::write_unaligned((a + t) as *mut u64, size as u64 ^ k.size_key());
+        ptr::write_unaligned((a + t + 8) as *mut u64, k.tag(size));
+    }
+    p
+}
+
+/// The requested size of checked large block `p` of `u` usable bytes, after checking its
+/// trailer and canaries.
+///
+/// # Safety
+/// `p` is a live large block of `u` usable bytes.
+pub unsafe fn large_size(p: *mut u8, u: usize) -> Result<usize, &'static str> {
+    let a = p as usize;
+    let t = u - LARGE_TRAILER;
+    let k = Keys::of(a);
+    let size = (ptr::read_unaligned((a + t) as *const u64) ^ k.size_key()) as usize;
+    if size > t || ptr::read_unaligned((a + t + 8) as *const u64) != k.tag(size) {
+        return Err(OVERRUN_TRAILER);
+    }
+    if !canaries(a, size, t.min(size + LARGE_CANARY), &k, true) {
+        return Err(OVERRUN_CANARY);
+    }
+    Ok(size)
+}
+
+/// Checks large block `p` before it is freed; false (after reporting) if it was overrun.
+/// True also for a pointer that is not a large block (`large::free` reports it).
+///
+/// # Safety
+/// `p` is a pointer given to `free`; it is read only if the large-block table holds it.
+pub unsafe fn large_free_ok(p: *mut u8) -> bool {
+    let Some(u) = crate::large::usable_size(p) else {
+        return true;
+    };
+    // SAFETY: `p` is a live large block of `u` usable bytes (the table holds it).
+    match large_size(p, u) {
+        Ok(_) => true,
+        Err(why) => {
+            crate::alloc::report(p, "free", why);
+            false
+        }
+    }
+}
+
+/// The size that was requested for checked large block `p` of `u` usable bytes.
+///
+/// # Safety
+/// `p` is a live large block of `u` usable bytes.
+pub unsafe fn large_usable(p: *mut u8, u: usize) -> usize {
+    let a = p as usize;
+    let t = u - LARGE_TRAILER;
+    ((ptr::read_unaligned((a + t) as *const u64) ^ Keys::of(a).size_key()) as usize).min(t)
 }

@@ -1,8 +1,8 @@
-//! Process-wide initialisation (lazy, from any entry point), thread exit and fork.
+//! Process-wide initialisation (lazy, from any entry point) and thread exit (fork: `fork`).
 
 use crate::heap::{self, Heap};
 use crate::policy;
-use crate::superslab::{self, POOL};
+use crate::superslab;
 use crate::tls::thread_cache;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering::*};
 
@@ -67,34 +67,5 @@ unsafe extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
     let heap = arg as *mut Heap;
     if !heap.is_null() && (*tc).heap == heap {
         heap::detach(tc, heap);
-    }
-}
-
-/// pthread_atfork prepare: take every global lock so the child sees consistent structures.
-pub fn fork_prepare() {
-    heap::SHARED.raw_lock();
-    POOL.raw_lock();
-    crate::large::lock_for_fork();
-}
-
-/// pthread_atfork parent.
-pub fn fork_parent() {
-    // SAFETY: this thread took the locks in fork_prepare.
-    unsafe {
-        crate::large::unlock_after_fork();
-        POOL.force_unlock();
-        heap::SHARED.force_unlock();
-    }
-}
-
-/// pthread_atfork child: the child is single-threaded; heaps of threads that do not exist in it
-/// keep their slabs (frees of their blocks wait in their remote queues), so no half-finished
-/// operation of a vanished thread is ever followed.
-pub fn fork_child() {
-    // SAFETY: the child has one thread, which holds every lock since fork_prepare.
-    unsafe {
-        crate::large::unlock_after_fork();
-        POOL.force_unlock();
-        heap::SHARED.force_unlock();
     }
 }

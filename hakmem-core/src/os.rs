@@ -23,11 +23,13 @@ fn sub_mapped(len: usize) {
 }
 
 /// Maps `len` bytes of fresh zeroed memory, or returns null.
+///
+/// No MAP_NORESERVE: the kernel accounts every mapping and judges it by its overcommit policy
+/// (vm.overcommit_memory) exactly as it judges glibc's, so a request that can never be backed
+/// (under the default heuristic: more than RAM plus swap) fails here instead of succeeding.
 pub fn map(len: usize, populate: bool) -> *mut u8 {
-    let flags = libc::MAP_PRIVATE
-        | libc::MAP_ANONYMOUS
-        | libc::MAP_NORESERVE
-        | if populate { libc::MAP_POPULATE } else { 0 };
+    let flags =
+        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | if populate { libc::MAP_POPULATE } else { 0 };
     MMAP_CALLS.fetch_add(1, Relaxed);
     // SAFETY: an anonymous mapping at an address of the kernel's choosing touches no existing memory.
     let p = unsafe {

@@ -31,13 +31,13 @@ pub fn exit() {
 }
 
 extern "C" fn prepare() {
-    init::fork_prepare();
+    crate::fork::prepare();
 }
 
 extern "C" fn parent() {
-    init::fork_parent();
+    crate::fork::parent();
 }
 
 extern "C" fn child() {
-    init::fork_child();
+    crate::fork::child();
 }

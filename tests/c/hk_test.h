@@ -12,6 +12,7 @@
 #endif
 #include <errno.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -66,6 +67,43 @@ __attribute__((unused)) static int hk_done(const char *name) {
     }
     printf("%s: all checks passed\n", name);
     return 0;
+}
+
+/* A watchdog for tests that could deadlock: after `seconds` of wall-clock time a POSIX timer
+ * (CLOCK_MONOTONIC, SIGEV_SIGNAL: no helper thread, so a single-threaded test stays
+ * single-threaded) delivers SIGRTMAX, whose handler writes "NAME: FAIL: still running after
+ * N s (deadlock?)" and _exit(1)s. Timers are not inherited by fork children. */
+static const char *hk_watchdog_name = "test";
+__attribute__((unused)) static void hk_watchdog_fire(int sig) {
+    (void)sig;
+    char buf[160];
+    int n = snprintf(buf, sizeof buf, "%s: FAIL: still running when the watchdog fired (deadlock?)\n", hk_watchdog_name);
+    if (n > 0) {
+        ssize_t w = write(2, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+        (void)w;
+    }
+    _exit(1);
+}
+__attribute__((unused)) static void hk_watchdog(const char *name, int seconds) {
+    hk_watchdog_name = name;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = hk_watchdog_fire;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGRTMAX, &sa, NULL);
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    ev.sigev_notify = SIGEV_SIGNAL;
+    ev.sigev_signo = SIGRTMAX;
+    timer_t t;
+    if (timer_create(CLOCK_MONOTONIC, &ev, &t) != 0) {
+        perror("timer_create");
+        exit(1);
+    }
+    struct itimerspec its;
+    memset(&its, 0, sizeof its);
+    its.it_value.tv_sec = seconds;
+    timer_settime(t, 0, &its, NULL);
 }
 
 #define HK_ALIGNED(p, a) ((((uintptr_t)(p)) & ((uintptr_t)(a) - 1)) == 0)
