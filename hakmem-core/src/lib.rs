@@ -2,12 +2,13 @@
 //!
 //! Reading order: `size_class` → `tls` (thread cache) → `alloc` (fast paths and the API) →
 //! `heap` (refill, thread exit) → `slab` → `superslab` (registry, pool) → `os`; beside them
-//! `remote` (cross-thread frees), `large`, `policy`, `stats`, `check`, `init`.
+//! `freelist` (hardened links), `remote` (cross-thread frees), `large`, `policy`, `stats`, `check`, `init`.
 #![cfg_attr(not(test), no_std)]
 #![allow(clippy::missing_safety_doc)]
 
 pub mod alloc;
 pub mod check;
+pub mod freelist;
 pub mod heap;
 pub mod init;
 pub mod large;

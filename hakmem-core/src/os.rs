@@ -153,6 +153,63 @@ pub fn now_ms() -> u64 {
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
+/// Nanoseconds of clock `clk`.
+pub fn clock_ns(clk: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-parameter.
+    unsafe { libc::clock_gettime(clk, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
+pub fn pid() -> i32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}
+
+/// Fills `out` from the kernel's random source (getrandom, never blocking, no allocation);
+/// false if it could not. errno is left as it was.
+pub fn random(out: &mut [u64; 2]) -> bool {
+    let e = errno();
+    let p = out.as_mut_ptr() as *mut u8;
+    let len = core::mem::size_of_val(out);
+    let mut got = 0usize;
+    while got < len {
+        // SAFETY: writes at most `len - got` bytes inside `out`.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getrandom,
+                p.add(got),
+                len - got,
+                libc::GRND_NONBLOCK,
+            )
+        };
+        if n > 0 {
+            got += n as usize;
+        } else if n < 0 && errno() == libc::EINTR {
+            continue;
+        } else {
+            break;
+        }
+    }
+    set_errno(e);
+    got == len
+}
+
+/// The 16 random bytes the kernel gives every process (AT_RANDOM), or zeros.
+pub fn at_random() -> [u64; 2] {
+    // SAFETY: getauxval has no preconditions; AT_RANDOM, when present, points to 16 readable bytes.
+    unsafe {
+        let p = libc::getauxval(libc::AT_RANDOM) as *const u64;
+        if p.is_null() {
+            return [0; 2];
+        }
+        [p.read_unaligned(), p.add(1).read_unaligned()]
+    }
+}
+
 pub fn set_errno(e: i32) {
     // SAFETY: __errno_location returns this thread's errno slot.
     unsafe { *libc::__errno_location() = e };

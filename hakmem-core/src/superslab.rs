@@ -93,20 +93,19 @@ struct DeadSlab(Slab);
 unsafe impl Sync for DeadSlab {}
 static DEAD_SLAB: DeadSlab = DeadSlab(Slab {
     start: usize::MAX,
-    span: 0,
-    div_magic: 0,
-    div_limit: 0,
+    inv: 0,
+    carved: 0,
+    local_free: crate::freelist::NIL,
+    heap: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
     block_size: 0,
+    used: 0,
     class: 0,
     flags: IN_POOL,
     bin_offset: 0,
-    used: 0,
-    carved: 0,
-    local_free: ptr::null_mut(),
-    heap: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
-    capacity: 0,
+    shift: 0,
     kind: 0,
     index: 0,
+    capacity: 0,
     thread_free: AtomicUsize::new(0),
     next_remote: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
     next: ptr::null_mut(),
@@ -247,9 +246,9 @@ fn took(s: *mut Slab) -> *mut Slab {
 pub unsafe fn release_slab(s: *mut Slab) {
     SLABS_IN_USE.fetch_sub(1, Relaxed);
     let mut p = POOL.lock();
-    (*s).span = 0; // a stale free of one of its blocks is now reported, not accepted
+    (*s).carved = 0; // a stale free of one of its blocks is now reported, not accepted
     (*s).heap.store(ptr::null_mut(), Relaxed);
-    (*s).local_free = ptr::null_mut();
+    (*s).local_free = crate::freelist::NIL;
     (*s).flags = IN_POOL;
     let ss = superslab_of(s);
     let now = os::now_ms();
