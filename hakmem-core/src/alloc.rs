@@ -137,11 +137,30 @@ pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
 /// Anything else is reported (see HAKMEM_INVALID_FREE), never followed.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
-    let a = p as usize;
-    if !superslab::contains(a) {
-        return free_not_small(p, "free");
+    let off = crate::cage::offset(p as usize);
+    if off >= crate::cage::limit() {
+        return free_outside_cage(p);
     }
-    let s = superslab::slab_of(a);
+    free_small(p, crate::cage::slab_at(off))
+}
+
+/// A pointer outside the cage: a SuperSlab mapped elsewhere (found in the registry), a large
+/// block, null, or no block of ours.
+#[cold]
+#[inline(never)]
+unsafe fn free_outside_cage(p: *mut u8) {
+    if superslab::contains(p as usize) {
+        free_small(p, superslab::slab_of(p as usize))
+    } else {
+        free_not_small(p, "free")
+    }
+}
+
+/// Frees `p`, which lies in slab `s`'s page of a SuperSlab: block check, double-free check,
+/// then the owner's local list or the remote path.
+#[inline(always)]
+unsafe fn free_small(p: *mut u8, s: *mut Slab) {
+    let a = p as usize;
     let k = (*s).index_of(a);
     if k >= (*s).carved {
         return report_invalid(p, "free");

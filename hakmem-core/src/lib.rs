@@ -7,6 +7,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 pub mod alloc;
+pub mod cage;
 pub mod check;
 pub mod freelist;
 pub mod heap;

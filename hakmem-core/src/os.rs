@@ -81,6 +81,71 @@ pub fn map_aligned(len: usize, align: usize, populate: bool) -> *mut u8 {
     start as *mut u8
 }
 
+/// Reserves `len` bytes of address space, inaccessible and with no memory behind them (not
+/// counted as mapped), such that the address `skew` bytes in is aligned to `align` (a power of
+/// two); returns that address, or null if the kernel refuses.
+pub fn reserve(len: usize, align: usize, skew: usize) -> *mut u8 {
+    let Some(over) = len.checked_add(align) else {
+        return ptr::null_mut();
+    };
+    MMAP_CALLS.fetch_add(1, Relaxed);
+    // SAFETY: an inaccessible anonymous mapping at an address of the kernel's choosing.
+    let raw = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            over,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return ptr::null_mut();
+    }
+    let raw = raw as usize;
+    let start = ((raw + skew + align - 1) & !(align - 1)) - skew;
+    // SAFETY: the head and tail lie inside the reservation just made and are not used.
+    unsafe {
+        if start > raw {
+            MUNMAP_CALLS.fetch_add(1, Relaxed);
+            libc::munmap(raw as *mut libc::c_void, start - raw);
+        }
+        let end = start + len;
+        if raw + over > end {
+            MUNMAP_CALLS.fetch_add(1, Relaxed);
+            libc::munmap(end as *mut libc::c_void, raw + over - end);
+        }
+    }
+    (start + skew) as *mut u8
+}
+
+/// Maps `len` bytes of zeroed memory exactly at `p`, inside a reservation of ours; null on failure.
+///
+/// # Safety
+/// `p..p+len` lies in a reservation made by `reserve` that nothing else uses.
+pub unsafe fn map_fixed(p: *mut u8, len: usize, populate: bool) -> *mut u8 {
+    let flags = libc::MAP_PRIVATE
+        | libc::MAP_ANONYMOUS
+        | libc::MAP_NORESERVE
+        | libc::MAP_FIXED
+        | if populate { libc::MAP_POPULATE } else { 0 };
+    MMAP_CALLS.fetch_add(1, Relaxed);
+    let q = libc::mmap(
+        p as *mut libc::c_void,
+        len,
+        libc::PROT_READ | libc::PROT_WRITE,
+        flags,
+        -1,
+        0,
+    );
+    if q == libc::MAP_FAILED || q as *mut u8 != p {
+        return ptr::null_mut();
+    }
+    add_mapped(len);
+    p
+}
+
 /// # Safety
 /// `p..p+len` must be a mapping (or part of one) made by this module that nothing uses any more.
 pub unsafe fn unmap(p: *mut u8, len: usize) {

@@ -30,6 +30,7 @@ static SS_MASK: AtomicUsize = AtomicUsize::new(!((1 << 21) - 1));
 pub fn set_ss_shift(shift: usize) {
     SS_SHIFT.store(shift, Relaxed);
     SS_MASK.store(!((1usize << shift) - 1), Relaxed);
+    crate::cage::reserve(1 << shift);
 }
 pub const MIN_SS_SHIFT: usize = CHUNK_SHIFT;
 pub const MAX_SS_SHIFT: usize = 24;
@@ -117,7 +118,10 @@ static DEAD_SLAB: DeadSlab = DeadSlab(Slab {
 
 /// Maps and registers a new SuperSlab whose pages all point to the dead slab.
 fn map_superslab(populate: bool) -> *mut SuperSlab {
-    let ss = os::map_aligned(ss_size(), ss_size(), populate) as *mut SuperSlab;
+    let mut ss = crate::cage::map(ss_size(), populate) as *mut SuperSlab;
+    if ss.is_null() {
+        ss = os::map_aligned(ss_size(), ss_size(), populate) as *mut SuperSlab;
+    }
     if ss.is_null() {
         return ss;
     }
@@ -128,10 +132,14 @@ fn map_superslab(populate: bool) -> *mut SuperSlab {
     let pages = (ss as usize + HEADER) as *mut *const Slab;
     for j in 0..max_slabs() {
         // SAFETY: the page table lies inside the fresh mapping.
-        unsafe { *pages.add(j) = &DEAD_SLAB.0 };
+        unsafe {
+            *pages.add(j) = &DEAD_SLAB.0;
+            crate::cage::set_page(ss as usize, j, &DEAD_SLAB.0);
+        }
     }
     SS_MAPPED.fetch_add(1, Relaxed);
     register(ss as usize, ss_size());
+    crate::cage::publish(ss as usize, ss_size(), contains);
     ss
 }
 
@@ -333,6 +341,7 @@ impl Pool {
         let pages = ((ss as usize) + HEADER) as *mut *mut Slab;
         for j in 0..max_slabs() {
             *pages.add(j) = slab_at(ss, (j << PAGE_SHIFT) >> shift);
+            crate::cage::set_page(ss as usize, j, *pages.add(j));
         }
         for i in 0..n {
             let s = slab_at(ss, i);
