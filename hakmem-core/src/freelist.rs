@@ -221,3 +221,182 @@ pub unsafe fn corrupt(s: *const Slab, at: usize, bad: u64) -> ! {
     );
     os::abort()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::size_class::{class_size, NUM_CLASSES};
+    use crate::slab::{index_magic, list_len_tail, tf_head, tf_word};
+    use core::mem::MaybeUninit;
+
+    /// A slab descriptor over `mem`, for blocks of `bs` bytes, with `carved` blocks carved.
+    fn fake_slab(mem: &mut [u64], bs: u32) -> Slab {
+        // SAFETY: all-zero is a valid Slab (null pointers, zero counters, atomics at 0).
+        let mut s: Slab = unsafe { MaybeUninit::zeroed().assume_init() };
+        let (inv, shift) = index_magic(bs);
+        s.start = mem.as_mut_ptr() as usize;
+        s.block_size = bs;
+        s.inv = inv;
+        s.shift = shift;
+        s.capacity = (mem.len() * 8 / bs as usize) as u32;
+        s.local_free = NIL;
+        s
+    }
+
+    #[test]
+    fn inverse_is_the_inverse_of_every_odd_number() {
+        let mut x = 0x1234_5678_9abc_def1u64;
+        for o in (1..2000u64).step_by(2).chain((0..2000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x | 1
+        })) {
+            assert_eq!(o.wrapping_mul(inverse(o)), 1, "o = {o}");
+        }
+    }
+
+    #[test]
+    fn index_of_accepts_exactly_the_carved_block_boundaries() {
+        let base = 0x7f00_0000_0000usize;
+        for c in 0..NUM_CLASSES {
+            let bs = class_size(c) as u32;
+            let (inv, shift) = index_magic(bs);
+            // SAFETY: all-zero is a valid Slab; nothing is dereferenced.
+            let mut s: Slab = unsafe { MaybeUninit::zeroed().assume_init() };
+            s.start = base;
+            s.block_size = bs;
+            s.inv = inv;
+            s.shift = shift;
+            s.carved = (64 << 10) / bs as u64 + 1;
+            let span = s.carved as i64 * bs as i64;
+            let step = if bs <= 1024 { 1 } else { 7 };
+            let mut off = -3 * bs as i64;
+            while off < span + 3 * bs as i64 {
+                let a = (base as i64 + off) as usize;
+                let boundary = off >= 0 && off % bs as i64 == 0 && off < span;
+                assert_eq!(
+                    s.holds_block(a),
+                    boundary,
+                    "class {c} ({bs} B), offset {off}"
+                );
+                if boundary {
+                    assert_eq!(s.index_of(a), (off / bs as i64) as u64);
+                    assert_eq!(s.block_at(s.index_of(a)), a);
+                }
+                off += step;
+            }
+            // far away addresses, either side
+            for a in [
+                0usize,
+                16,
+                base - (1 << 30),
+                base + (1 << 40),
+                usize::MAX - 15,
+            ] {
+                assert!(!s.holds_block(a), "class {c}: {a:#x}");
+            }
+        }
+    }
+
+    #[test]
+    fn links_round_trip_and_nil_ends_a_list() {
+        crate::init::ensure();
+        for at in [0x7f12_3456_7890usize, 0x10, 0x5555_0000_0040] {
+            for i in [0u64, 1, 2, 1000, 65535, 1 << 20, NIL] {
+                assert_eq!(decode(encode(i, at), at), i);
+            }
+        }
+    }
+
+    #[test]
+    fn a_changed_or_moved_link_decodes_far_past_any_slab() {
+        crate::init::ensure();
+        const MAX_BLOCKS: u64 = 1 << 20; // more than any slab holds
+        let at = 0x7f00_1234_5640usize;
+        for i in [0u64, 1, 7, 100, 4095, NIL] {
+            let w = encode(i, at);
+            // every one-byte overwrite (the NUL of an off-by-one included)
+            for byte in 0..8 {
+                for v in [0u64, 1, 0x41, 0x80, 0xff] {
+                    let mask = 0xffu64 << (byte * 8);
+                    let w2 = (w & !mask) | (v << (byte * 8));
+                    if w2 != w {
+                        let d = decode(w2, at);
+                        assert!(
+                            d >= MAX_BLOCKS && d != NIL,
+                            "index {i}, byte {byte} = {v:#x}"
+                        );
+                    }
+                }
+            }
+            // a plain pointer written over the link (the attacker's address)
+            for target in [0x5555_5555_4000u64, 0x7ffd_0000_1000, at as u64 + 64] {
+                let d = decode(target, at);
+                assert!(d >= MAX_BLOCKS, "forged {target:#x} decoded to {d}");
+            }
+            // the same word copied into another block of the slab
+            for other in [at + 16, at + 64, at + 4096, at - 48] {
+                let d = decode(w, other);
+                assert!(
+                    d >= MAX_BLOCKS,
+                    "index {i} copied from {at:#x} to {other:#x}: {d}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn carved_lists_are_linked_tagged_and_walked() {
+        crate::init::ensure();
+        let mut mem = vec![0u64; 4096];
+        let mut s = fake_slab(&mut mem, 48);
+        // SAFETY: the slab's memory is `mem`, alive for the whole test.
+        unsafe {
+            let head = s.carve(10);
+            assert_eq!((head, s.carved), (0, 10));
+            let (n, tail) = list_len_tail(&s, head);
+            assert_eq!((n, tail), (10, s.block_at(9)));
+            for i in 0..10 {
+                assert!(
+                    is_tagged(s.block_at(i)),
+                    "carved block {i} must carry the free tag"
+                );
+            }
+            let head2 = s.carve(5);
+            assert_eq!(head2, 10);
+            // splice the second list behind the first, as install and drain_remote do
+            set_next(tail, head2);
+            assert_eq!(list_len_tail(&s, head).0, 15);
+            clear_tag(s.block_at(3));
+            assert!(!is_tagged(s.block_at(3)));
+            assert_eq!(list_len_tail(&s, NIL), (0, 0));
+        }
+    }
+
+    #[test]
+    fn thread_free_words_keep_the_notified_bit_apart() {
+        for i in [0u64, 1, 4095, 1 << 30] {
+            assert_eq!(tf_head(tf_word(i)), i);
+            assert_eq!(tf_head(tf_word(i) | crate::slab::NOTIFIED), i);
+            assert_ne!(tf_word(i) & !crate::slab::NOTIFIED, 0);
+        }
+        assert_eq!(tf_head(0), NIL);
+        assert_eq!(tf_head(crate::slab::NOTIFIED), NIL);
+    }
+
+    #[test]
+    fn keys_are_set_and_usable() {
+        crate::init::ensure();
+        let k = keys();
+        assert_eq!(k.mul & 1, 1);
+        assert_eq!(k.mul.wrapping_mul(k.inv), 1);
+        assert_ne!(k.tag, 0);
+        assert_ne!(
+            k.mul, 1,
+            "getrandom or the fallback must have replaced the placeholder"
+        );
+        let a = fallback_seed();
+        assert_ne!(a[0], a[1]);
+    }
+}
