@@ -6,13 +6,14 @@
 //! slab's local list in one step. free fast path: registry bit, slab descriptor, block-boundary
 //! check, push onto the slab's local list if this thread owns it; anything else is out of line.
 
+use crate::freelist;
 use crate::heap;
 use crate::init;
 use crate::large;
 use crate::os::{self, PAGE};
 use crate::policy::{self, Opt};
 use crate::size_class::{class_for_aligned, class_of, BIN_OFFSET_LUT, LUT_MAX, MAX_SMALL};
-use crate::slab::{Block, Slab, IN_FULL};
+use crate::slab::{Slab, IN_FULL};
 use crate::superslab;
 use crate::tls::{thread_cache, Bin, BIN_BYTES, STATE_DEAD};
 use core::ptr;
@@ -26,9 +27,8 @@ pub fn malloc(size: usize) -> *mut u8 {
         unsafe {
             let off = *BIN_OFFSET_LUT.get_unchecked((size + 15) >> 4) as usize;
             let bin = (thread_cache() as *mut u8).add(off) as *mut Bin;
-            let b = (*bin).free;
+            let b = heap::pop(bin);
             if !b.is_null() {
-                (*bin).free = (*b).next;
                 (*bin).allocs += 1;
                 return b as *mut u8;
             }
@@ -57,11 +57,10 @@ fn alloc_class(c: usize, size: usize) -> *mut u8 {
     // SAFETY: `c < NUM_CLASSES`; the bin belongs to this thread; a non-null `free` is the head
     // of a list of blocks this thread owns.
     unsafe {
-        let bin = (*tc).bins.get_unchecked_mut(c);
-        let b = bin.free;
+        let bin: *mut Bin = (*tc).bins.get_unchecked_mut(c);
+        let b = heap::pop(bin);
         if !b.is_null() {
-            bin.free = (*b).next;
-            bin.allocs += 1;
+            (*bin).allocs += 1;
             return b as *mut u8;
         }
         let b = take_local_frees(bin);
@@ -146,12 +145,32 @@ pub fn large_block(size: usize, align: usize, zero: bool) -> *mut u8 {
 /// Anything else is reported (see HAKMEM_INVALID_FREE), never followed.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
-    let a = p as usize;
-    if !superslab::contains(a) {
-        return free_not_small(p, "free");
+    let off = crate::cage::offset(p as usize);
+    if off >= crate::cage::limit() {
+        return free_outside_cage(p);
     }
-    let s = superslab::slab_of(a);
-    if !(*s).holds_block(a) {
+    free_small(p, crate::cage::slab_at(off))
+}
+
+/// A pointer outside the cage: a SuperSlab mapped elsewhere (found in the registry), a large
+/// block, null, or no block of ours.
+#[cold]
+#[inline(never)]
+unsafe fn free_outside_cage(p: *mut u8) {
+    if superslab::contains(p as usize) {
+        free_small(p, superslab::slab_of(p as usize))
+    } else {
+        free_not_small(p, "free")
+    }
+}
+
+/// Frees `p`, which lies in slab `s`'s page of a SuperSlab: block check, double-free check,
+/// then the owner's local list or the remote path.
+#[inline(always)]
+unsafe fn free_small(p: *mut u8, s: *mut Slab) {
+    let a = p as usize;
+    let k = (*s).index_of(a);
+    if k >= (*s).carved {
         return report_invalid(p, "free");
     }
     let tc = thread_cache();
@@ -159,17 +178,33 @@ pub unsafe fn free(p: *mut u8) {
     if (*s).heap.load(Relaxed) == h {
         // The owner: onto the slab's local list (the bin takes it back when it runs dry), so
         // that free has one well-predicted branch whichever slab the block is in.
-        let b = a as *mut Block;
-        (*b).next = (*s).local_free;
-        (*s).local_free = b;
-        (*s).used -= 1;
+        if freelist::is_tagged(a) {
+            return report_double_free(p);
+        }
+        freelist::set_tag(a);
+        freelist::set_next(a, (*s).local_free);
+        (*s).local_free = k;
         (*((tc as *mut u8).add((*s).bin_offset as usize) as *mut Bin)).frees += 1;
-        if (*s).used == 0 || (*s).flags & IN_FULL != 0 {
+        let used = (*s).used - 1;
+        (*s).used = used;
+        if used == 0 || (*s).flags & IN_FULL != 0 {
             free_local_slow(h, s);
         }
         return;
     }
-    crate::remote::free_remote(tc, s, a)
+    crate::remote::free_remote(tc, s, a, k)
+}
+
+/// A free of a block that is already free (or was carved but never handed out), as
+/// HAKMEM_INVALID_FREE says; the block is left where it is.
+#[cold]
+#[inline(never)]
+pub fn report_double_free(p: *mut u8) {
+    report(
+        p,
+        "free",
+        "double free (the block is already free, or was never handed out)",
+    );
 }
 
 #[cold]

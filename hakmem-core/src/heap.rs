@@ -2,6 +2,7 @@
 //! its partial slabs, its remote queue, and the global pool, in that order. Heaps are never
 //! freed: when a thread exits its heap is flushed and parked, and the next new thread adopts it.
 
+use crate::freelist::{self, NIL};
 use crate::policy;
 use crate::size_class::{class_size, kind_of, NUM_CLASSES};
 use crate::slab::*;
@@ -45,14 +46,7 @@ impl Heap {
             remote_slabs: AtomicPtr::new(ptr::null_mut()),
             partial: [const { SlabList::new() }; NUM_CLASSES],
             empty: [const { SlabList::new() }; NUM_CLASSES],
-            own_bins: [const {
-                Bin {
-                    free: ptr::null_mut(),
-                    slab: ptr::null_mut(),
-                    allocs: 0,
-                    frees: 0,
-                }
-            }; NUM_CLASSES],
+            own_bins: [Bin::EMPTY; NUM_CLASSES],
             remote_ctr: ptr::null_mut(),
             stat_allocs: [0; NUM_CLASSES],
             stat_frees: [0; NUM_CLASSES],
@@ -84,13 +78,44 @@ impl Default for Heap {
     }
 }
 
-#[inline]
-unsafe fn pop(bin: &mut Bin) -> *mut Block {
-    let b = bin.free;
-    if !b.is_null() {
-        bin.free = (*b).next;
+/// Hands out the bin's next block: checks its index against the slab's carved count, turns it
+/// into an address, decodes the link it holds (checked by the next pop) and clears its free
+/// tag. Null when the bin is empty, or when its next index is bad (then `free` is not NIL, and
+/// the slow path reports the corruption).
+///
+/// # Safety
+/// `bin` belongs to the caller (its thread's bins, or a heap it owns).
+#[inline(always)]
+pub unsafe fn pop(bin: *mut Bin) -> *mut Block {
+    let i = (*bin).free;
+    if i >= (*bin).limit {
+        return ptr::null_mut();
+    }
+    let a = (*bin)
+        .start
+        .wrapping_add(i.wrapping_mul((*bin).block_size) as usize);
+    (*bin).free = freelist::next_of(a);
+    freelist::clear_tag(a);
+    a as *mut Block
+}
+
+/// `pop` for the slow paths: a bad next index is reported here.
+unsafe fn pop_checked(bin: *mut Bin) -> *mut Block {
+    let b = pop(bin);
+    if b.is_null() {
+        check_bin(bin);
     }
     b
+}
+
+/// Stops the process if the bin's next index is neither a block nor NIL: the link it came from
+/// was overwritten.
+#[inline]
+unsafe fn check_bin(bin: *mut Bin) {
+    let s = (*bin).slab;
+    if !s.is_null() && (*bin).free != NIL && (*bin).free >= (*bin).limit {
+        freelist::corrupt(s, 0, (*bin).free);
+    }
 }
 
 fn batch_for(c: usize) -> u32 {
@@ -99,42 +124,43 @@ fn batch_for(c: usize) -> u32 {
 }
 
 /// The bin ran dry: takes the frees its current slab received from its owner since the last
-/// refill, in one step, and returns the first of them (null if there are none).
+/// refill, in one step, and returns the first of them (null if there are none, or if the bin's
+/// list ended on a bad link, which the slow path then reports).
 ///
 /// # Safety
 /// `bin` belongs to the caller (its thread's bins, or a heap it owns).
 #[inline(always)]
 pub unsafe fn take_local_frees(bin: *mut Bin) -> *mut Block {
     let s = (*bin).slab;
-    if s.is_null() {
+    if s.is_null() || (*bin).free != NIL {
         return ptr::null_mut();
     }
-    let b = (*s).local_free;
-    if b.is_null() {
+    let h = (*s).local_free;
+    if h == NIL {
         return ptr::null_mut();
     }
     // Every carved block is now user-held, in the bin, or a remote free not yet collected
     // (which `used` still counts).
-    (*s).local_free = ptr::null_mut();
-    (*s).used = (*s).carved;
-    (*bin).free = (*b).next;
-    b
+    (*s).local_free = NIL;
+    (*s).used = (*s).carved as u32;
+    (*bin).free = h;
+    pop(bin)
 }
 
 /// Prepares a pool slab for class `c` in `heap`.
 unsafe fn format_slab(s: *mut Slab, c: usize, heap: *mut Heap) {
     let bs = class_size(c) as u32;
+    let (inv, shift) = index_magic(bs);
     (*s).block_size = bs;
-    (*s).div_magic = div_magic(bs);
-    (*s).div_limit = div_magic(bs) - 1;
+    (*s).inv = inv;
+    (*s).shift = shift;
     (*s).class = c as u8;
     (*s).bin_offset = (c * crate::tls::BIN_BYTES) as u16;
     (*s).flags = 0;
     (*s).used = 0;
     (*s).carved = 0;
-    (*s).span = 0;
     (*s).capacity = (superslab::slab_bytes(s) / bs as usize) as u32;
-    (*s).local_free = ptr::null_mut();
+    (*s).local_free = NIL;
     (*s).thread_free.store(0, Relaxed);
     (*s).next_remote.store(ptr::null_mut(), Relaxed);
     if !(*s).check_bits.is_null() {
@@ -150,20 +176,18 @@ unsafe fn format_slab(s: *mut Slab, c: usize, heap: *mut Heap) {
 /// Makes `s` the current slab of class `c`: all its free blocks move into the bin.
 unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
     let mut list = (*s).local_free;
-    (*s).local_free = ptr::null_mut();
+    (*s).local_free = NIL;
     let r = (*s).take_remote_keep_flag();
-    if !r.is_null() {
-        let (_, tail) = list_len_tail(r);
-        (*tail).next = list;
+    if r != NIL {
+        let (_, tail) = list_len_tail(s, r);
+        freelist::set_next(tail, list);
         list = r;
     }
-    if list.is_null() {
+    if list == NIL {
         list = (*s).carve(batch_for(c));
     }
-    (*s).used = (*s).carved; // every carved block is now user-held or in the bin
-    let bin = &mut (*heap).bins()[c];
-    bin.free = list;
-    bin.slab = s;
+    (*s).used = (*s).carved as u32; // every carved block is now user-held or in the bin
+    (*heap).bins()[c].set(s, list);
 }
 
 /// Finds a block of class `c` for `heap` when its bin is empty, refilling the bin.
@@ -172,25 +196,28 @@ unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
 /// # Safety
 /// The caller owns `heap` (its thread, or the shared lock).
 pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
-    let cur = (*heap).bins()[c].slab;
+    let bin: *mut Bin = &mut (*heap).bins()[c];
+    let cur = (*bin).slab;
     if !cur.is_null() {
-        let bin = &mut (*heap).bins()[c];
+        check_bin(bin);
         let b = take_local_frees(bin);
         if !b.is_null() {
             return b;
         }
+        check_bin(bin);
         let r = (*cur).take_remote_keep_flag();
-        if !r.is_null() {
-            bin.free = r;
-            return pop(bin);
+        if r != NIL {
+            (*bin).free = r;
+            return pop_checked(bin);
         }
-        if (*cur).carved < (*cur).capacity {
-            bin.free = (*cur).carve(batch_for(c));
-            (*cur).used = (*cur).carved;
-            return pop(bin);
+        if (*cur).carved < (*cur).capacity as u64 {
+            let head = (*cur).carve(batch_for(c));
+            (*cur).used = (*cur).carved as u32;
+            (*bin).set(cur, head);
+            return pop_checked(bin);
         }
         (*cur).flags |= IN_FULL;
-        bin.slab = ptr::null_mut();
+        (*bin).clear();
     }
     loop {
         let mut s = (*heap).partial[c].pop();
@@ -200,7 +227,7 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
         if !s.is_null() {
             (*s).flags &= !(IN_PARTIAL | IN_EMPTY);
             install(heap, c, s);
-            let b = pop(&mut (*heap).bins()[c]);
+            let b = pop_checked(bin);
             if !b.is_null() {
                 return b;
             }
@@ -216,7 +243,7 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
     }
     format_slab(s, c, heap);
     install(heap, c, s);
-    pop(&mut (*heap).bins()[c])
+    pop_checked(bin)
 }
 
 /// Collects the blocks other threads freed into the slabs of `heap`. Returns whether any came.
@@ -233,17 +260,17 @@ pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
         (*heap).stat_drained_slabs += 1;
         // Read the link first: once NOTIFIED is cleared, a remote free may queue `s` again.
         let next = (*s).next_remote.load(Relaxed);
-        let list = ((*s).thread_free.swap(0, Acquire) & !NOTIFIED) as *mut Block;
-        if !list.is_null() {
+        let list = tf_head((*s).thread_free.swap(0, Acquire));
+        if list != NIL {
             any = true;
-            let (n, tail) = list_len_tail(list);
+            let (n, tail) = list_len_tail(s, list);
             (*heap).stat_drained_blocks += n as u64;
             let bin = &mut (*heap).bins()[(*s).class as usize];
             if bin.slab == s {
-                (*tail).next = bin.free;
+                freelist::set_next(tail, bin.free);
                 bin.free = list;
             } else {
-                (*tail).next = (*s).local_free;
+                freelist::set_next(tail, (*s).local_free);
                 (*s).local_free = list;
                 (*s).used -= n;
             }
@@ -351,11 +378,10 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
             continue;
         }
         let list = bin.free;
-        bin.free = ptr::null_mut();
-        bin.slab = ptr::null_mut();
-        let (n, tail) = list_len_tail(list);
-        if n > 0 {
-            (*tail).next = (*s).local_free;
+        bin.clear();
+        if list != NIL {
+            let (n, tail) = list_len_tail(s, list);
+            freelist::set_next(tail, (*s).local_free);
             (*s).local_free = list;
             (*s).used -= n;
         }
@@ -425,10 +451,10 @@ pub fn shared_alloc(c: usize) -> *mut u8 {
 /// # Safety
 /// The shared lock is held; `s` belongs to the shared heap and `a` is a live block of it.
 pub unsafe fn shared_free_locked(heap: *mut Heap, s: *mut Slab, a: usize) {
-    let b = a as *mut Block;
     (*heap).stat_frees[(*s).class as usize] += 1;
-    (*b).next = (*s).local_free;
-    (*s).local_free = b;
+    freelist::set_tag(a);
+    freelist::set_next(a, (*s).local_free);
+    (*s).local_free = (*s).index_of(a);
     (*s).used -= 1;
     if (*s).used == 0 || (*s).flags & IN_FULL != 0 {
         classify(heap, s);

@@ -36,6 +36,7 @@ fn init_slow() {
         return;
     }
     policy::init_from_process();
+    crate::freelist::init_keys();
     superslab::set_ss_shift(policy::superslab_shift());
     let mut key: libc::pthread_key_t = 0;
     // SAFETY: pthread_key_create writes the key; glibc keeps keys in a static table (no malloc).

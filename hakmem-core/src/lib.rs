@@ -2,13 +2,16 @@
 //!
 //! Reading order: `size_class` → `tls` (thread cache) → `alloc` (fast paths and the API) →
 //! `heap` (refill, thread exit) → `slab` → `slab_cache` → `superslab` (registry, pool) → `os`; beside them
-//! `remote` (cross-thread frees), `large`, `policy`, `stats`, `check`, `init`, `fork`, `process`.
+//! `freelist` (hardened links), `remote` (cross-thread frees), `large`, `policy`, `stats`, `check`, `init`,
+//! `fork`, `process`.
 #![cfg_attr(not(test), no_std)]
 #![allow(clippy::missing_safety_doc)]
 
 pub mod alloc;
+pub mod cage;
 pub mod check;
 pub mod fork;
+pub mod freelist;
 pub mod heap;
 pub mod init;
 pub mod large;

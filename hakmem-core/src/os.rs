@@ -83,6 +83,71 @@ pub fn map_aligned(len: usize, align: usize, populate: bool) -> *mut u8 {
     start as *mut u8
 }
 
+/// Reserves `len` bytes of address space, inaccessible and with no memory behind them (not
+/// counted as mapped), such that the address `skew` bytes in is aligned to `align` (a power of
+/// two); returns that address, or null if the kernel refuses.
+pub fn reserve(len: usize, align: usize, skew: usize) -> *mut u8 {
+    let Some(over) = len.checked_add(align) else {
+        return ptr::null_mut();
+    };
+    MMAP_CALLS.fetch_add(1, Relaxed);
+    // SAFETY: an inaccessible anonymous mapping at an address of the kernel's choosing.
+    let raw = unsafe {
+        libc::mmap(
+            ptr::null_mut(),
+            over,
+            libc::PROT_NONE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if raw == libc::MAP_FAILED {
+        return ptr::null_mut();
+    }
+    let raw = raw as usize;
+    let start = ((raw + skew + align - 1) & !(align - 1)) - skew;
+    // SAFETY: the head and tail lie inside the reservation just made and are not used.
+    unsafe {
+        if start > raw {
+            MUNMAP_CALLS.fetch_add(1, Relaxed);
+            libc::munmap(raw as *mut libc::c_void, start - raw);
+        }
+        let end = start + len;
+        if raw + over > end {
+            MUNMAP_CALLS.fetch_add(1, Relaxed);
+            libc::munmap(end as *mut libc::c_void, raw + over - end);
+        }
+    }
+    (start + skew) as *mut u8
+}
+
+/// Maps `len` bytes of zeroed memory exactly at `p`, inside a reservation of ours; null on failure.
+///
+/// # Safety
+/// `p..p+len` lies in a reservation made by `reserve` that nothing else uses.
+pub unsafe fn map_fixed(p: *mut u8, len: usize, populate: bool) -> *mut u8 {
+    let flags = libc::MAP_PRIVATE
+        | libc::MAP_ANONYMOUS
+        | libc::MAP_NORESERVE
+        | libc::MAP_FIXED
+        | if populate { libc::MAP_POPULATE } else { 0 };
+    MMAP_CALLS.fetch_add(1, Relaxed);
+    let q = libc::mmap(
+        p as *mut libc::c_void,
+        len,
+        libc::PROT_READ | libc::PROT_WRITE,
+        flags,
+        -1,
+        0,
+    );
+    if q == libc::MAP_FAILED || q as *mut u8 != p {
+        return ptr::null_mut();
+    }
+    add_mapped(len);
+    p
+}
+
 /// # Safety
 /// `p..p+len` must be a mapping (or part of one) made by this module that nothing uses any more.
 pub unsafe fn unmap(p: *mut u8, len: usize) {
@@ -153,6 +218,63 @@ pub fn now_ms() -> u64 {
     // SAFETY: `ts` is a valid out-parameter.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
+}
+
+/// Nanoseconds of clock `clk`.
+pub fn clock_ns(clk: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid out-parameter.
+    unsafe { libc::clock_gettime(clk, &mut ts) };
+    (ts.tv_sec as u64).wrapping_mul(1_000_000_000) + ts.tv_nsec as u64
+}
+
+pub fn pid() -> i32 {
+    // SAFETY: getpid has no preconditions.
+    unsafe { libc::getpid() }
+}
+
+/// Fills `out` from the kernel's random source (getrandom, never blocking, no allocation);
+/// false if it could not. errno is left as it was.
+pub fn random(out: &mut [u64; 2]) -> bool {
+    let e = errno();
+    let p = out.as_mut_ptr() as *mut u8;
+    let len = core::mem::size_of_val(out);
+    let mut got = 0usize;
+    while got < len {
+        // SAFETY: writes at most `len - got` bytes inside `out`.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getrandom,
+                p.add(got),
+                len - got,
+                libc::GRND_NONBLOCK,
+            )
+        };
+        if n > 0 {
+            got += n as usize;
+        } else if n < 0 && errno() == libc::EINTR {
+            continue;
+        } else {
+            break;
+        }
+    }
+    set_errno(e);
+    got == len
+}
+
+/// The 16 random bytes the kernel gives every process (AT_RANDOM), or zeros.
+pub fn at_random() -> [u64; 2] {
+    // SAFETY: getauxval has no preconditions; AT_RANDOM, when present, points to 16 readable bytes.
+    unsafe {
+        let p = libc::getauxval(libc::AT_RANDOM) as *const u64;
+        if p.is_null() {
+            return [0; 2];
+        }
+        [p.read_unaligned(), p.add(1).read_unaligned()]
+    }
 }
 
 pub fn set_errno(e: i32) {

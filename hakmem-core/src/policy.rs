@@ -135,7 +135,7 @@ pub static OPTIONS: &[OptDef] = &[
         name: "HAKMEM_INVALID_FREE",
         kind: Kind::Choice(&["abort", "report", "ignore"]),
         defaults: [0, 0, 0],
-        help: "what a free/realloc/malloc_usable_size of a pointer hakmem never handed out does",
+        help: "what a double free, or a free/realloc/malloc_usable_size of a pointer hakmem never handed out, does",
     },
     OptDef {
         opt: Opt::Check,

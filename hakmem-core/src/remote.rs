@@ -2,16 +2,17 @@
 //! and, the first time since the owner last looked, one CAS to queue the slab on its heap.
 //! The owner never takes a lock for these, and the freeing thread never touches its lists.
 
+use crate::freelist;
 use crate::heap::{self, Heap};
 use crate::size_class::NUM_CLASSES;
-use crate::slab::{Block, Slab, NOTIFIED};
+use crate::slab::{tf_head, tf_word, Slab, NOTIFIED};
 use crate::tls::{ThreadCache, STATE_DEAD};
 use core::sync::atomic::{AtomicU64, Ordering::*};
 
 /// # Safety
-/// `a` is a live block of `s` (validated by the caller) and `tc` is this thread's cache.
+/// `a` is block `k` of `s` (validated by the caller) and `tc` is this thread's cache.
 #[inline(never)]
-pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize) {
+pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) {
     // The heap is read while the block is still live: the slab cannot change owners before
     // this block is collected, and it cannot be collected before the push below.
     let heap: *mut Heap = (*s).heap.load(Acquire);
@@ -19,12 +20,16 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize) {
         crate::check::free_checked(s, a);
         return;
     }
-    let b = a as *mut Block;
+    if freelist::is_tagged(a) {
+        crate::alloc::report_double_free(a as *mut u8);
+        return;
+    }
+    freelist::set_tag(a);
     let tf = &(*s).thread_free;
     let mut old = tf.load(Relaxed);
     loop {
-        (*b).next = (old & !NOTIFIED) as *mut Block;
-        match tf.compare_exchange_weak(old, a | NOTIFIED, Release, Relaxed) {
+        freelist::set_next(a, tf_head(old));
+        match tf.compare_exchange_weak(old, tf_word(k) | NOTIFIED, Release, Relaxed) {
             Ok(_) => break,
             Err(x) => old = x,
         }

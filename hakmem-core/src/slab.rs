@@ -2,14 +2,19 @@
 //!
 //! Block states: user-held or in the owner's bin (`used` counts both), on `local_free` (freed by
 //! the owner), on `thread_free` (freed by other threads, not yet collected), or not yet carved.
+//! Every list links blocks by their index in the slab, encoded (see `freelist`); a list head is
+//! a plain index (`NIL` for none).
 
+use crate::freelist::{self, NIL};
 use crate::heap::Heap;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
 
+/// A free block: its encoded link and the free tag (see `freelist`); every block has 16 bytes.
 #[repr(C)]
 pub struct Block {
-    pub next: *mut Block,
+    pub link: u64,
+    pub tag: u64,
 }
 
 /// Flags.
@@ -19,27 +24,39 @@ pub const IN_EMPTY: u8 = 4; // in the owner's empty-slab cache
 pub const IN_POOL: u8 = 8; // in the global pool of free slabs
 
 /// Low bit of `thread_free`: the slab is queued (or being queued) on its heap's remote list.
+/// The rest of the word is `(head index + 1) << 1`, so an empty list is 0 (see `tf_word`).
 pub const NOTIFIED: usize = 1;
+
+/// The `thread_free` word (without NOTIFIED) of a list headed by block `head`.
+#[inline(always)]
+pub const fn tf_word(head: u64) -> usize {
+    (head.wrapping_add(1) << 1) as usize
+}
+
+/// The head index (NIL when empty) of a `thread_free` word.
+#[inline(always)]
+pub const fn tf_head(w: usize) -> u64 {
+    ((w >> 1) as u64).wrapping_sub(1)
+}
 
 #[repr(C, align(64))]
 pub struct Slab {
     // First cache line: everything `free` reads (validation and routing).
     pub start: usize,
-    pub span: usize, // carved * block_size: offsets past it are no block of ours
-    pub div_magic: u64,
-    pub div_limit: u64, // div_magic - 1
+    pub inv: u64,        // inverse of block_size's odd part mod 2^64 (see `index_of`)
+    pub carved: u64,     // blocks carved so far: indices below it are blocks (0 in the pool)
+    pub local_free: u64, // head index of the owner's frees, NIL when none
+    pub heap: AtomicPtr<Heap>,
     pub block_size: u32,
+    pub used: u32,
     pub class: u8,
     pub flags: u8,
     pub bin_offset: u16, // class * size_of::<Bin>(): where free finds the thread's bin
-    pub used: u32,
-    pub carved: u32,
-    pub local_free: *mut Block,
-    pub heap: AtomicPtr<Heap>,
-    // Second cache line.
-    pub capacity: u32,
+    pub shift: u8,       // trailing zero bits of block_size
     pub kind: u8,
     pub index: u8, // slab index in its SuperSlab (< 256)
+    // Second cache line.
+    pub capacity: u32,
     // Written by other threads.
     pub thread_free: AtomicUsize,
     pub next_remote: AtomicPtr<Slab>,
@@ -51,17 +68,37 @@ pub struct Slab {
     pub purged: bool,
 }
 
-/// `n % d == 0` iff `n * magic <= magic - 1` (mod 2^64) for `n < 2^32` (Lemire, Kaser, Kurz 2019).
-pub const fn div_magic(d: u32) -> u64 {
-    u64::MAX / d as u64 + 1
+/// `(inv, shift)` for blocks of `d` bytes: `d = odd << shift`, `inv * odd == 1` (mod 2^64).
+pub const fn index_magic(d: u32) -> (u64, u8) {
+    let t = d.trailing_zeros();
+    (freelist::inverse((d >> t) as u64), t as u8)
 }
 
 impl Slab {
+    /// The index of the block that starts at `a` when `a` is a block boundary at or after
+    /// `start`; for any other address, a number above 2^64 / block_size (Granlund and
+    /// Montgomery's exact-division test: multiplying an offset that is a multiple of the size by
+    /// the inverse of its odd part, then rotating out the power of two, gives the quotient; any
+    /// other offset, negative ones included, lands above). So `index_of(a) < carved` is the
+    /// whole check that `a` is a carved block of this slab.
+    #[inline(always)]
+    pub fn index_of(&self, a: usize) -> u64 {
+        (a.wrapping_sub(self.start) as u64)
+            .wrapping_mul(self.inv)
+            .rotate_right(self.shift as u32)
+    }
+
     /// Whether `a` is the start of a carved block of this slab.
     #[inline(always)]
     pub fn holds_block(&self, a: usize) -> bool {
-        let off = a.wrapping_sub(self.start);
-        off < self.span && (off as u64).wrapping_mul(self.div_magic) <= self.div_limit
+        self.index_of(a) < self.carved
+    }
+
+    /// The address of block `i` (which must be below `carved`).
+    #[inline(always)]
+    pub fn block_at(&self, i: u64) -> usize {
+        self.start
+            .wrapping_add(i.wrapping_mul(self.block_size as u64) as usize)
     }
 
     #[inline]
@@ -69,42 +106,44 @@ impl Slab {
         (a - self.start) / self.block_size as usize
     }
 
-    /// Carves up to `max` new blocks into a list; updates `carved` and `span`.
+    /// Carves up to `max` new blocks into a list, each linked and tagged free; returns its head
+    /// (NIL if the slab is fully carved) and updates `carved`.
     ///
     /// # Safety
     /// The caller owns the slab; its memory `start..start+capacity*block_size` is mapped.
-    pub unsafe fn carve(&mut self, max: u32) -> *mut Block {
-        let n = (self.capacity - self.carved).min(max.max(1));
+    pub unsafe fn carve(&mut self, max: u32) -> u64 {
+        let n = (self.capacity - self.carved as u32).min(max.max(1)) as u64;
         if n == 0 {
-            return ptr::null_mut();
+            return NIL;
         }
+        let first = self.carved;
         let bs = self.block_size as usize;
-        let first = self.start + self.carved as usize * bs;
-        let mut a = first;
-        for _ in 1..n {
-            (*(a as *mut Block)).next = (a + bs) as *mut Block;
+        let mut a = self.block_at(first);
+        for i in first..first + n {
+            let next = if i + 1 < first + n { i + 1 } else { NIL };
+            freelist::set_next(a, next);
+            freelist::set_tag(a);
             a += bs;
         }
-        (*(a as *mut Block)).next = ptr::null_mut();
         self.carved += n;
-        self.span = self.carved as usize * self.block_size as usize;
-        first as *mut Block
+        first
     }
 
-    /// Takes the blocks other threads freed, leaving the NOTIFIED bit as it was (the slab may be
-    /// in its heap's remote queue; only the queue's consumer clears the bit).
+    /// Takes the blocks other threads freed (the head index, NIL if none), leaving the NOTIFIED
+    /// bit as it was (the slab may be in its heap's remote queue; only the queue's consumer
+    /// clears the bit).
     #[inline]
-    pub fn take_remote_keep_flag(&self) -> *mut Block {
+    pub fn take_remote_keep_flag(&self) -> u64 {
         let mut old = self.thread_free.load(Relaxed);
         loop {
             if old & !NOTIFIED == 0 {
-                return ptr::null_mut();
+                return NIL;
             }
             match self
                 .thread_free
                 .compare_exchange_weak(old, old & NOTIFIED, Acquire, Relaxed)
             {
-                Ok(_) => return (old & !NOTIFIED) as *mut Block,
+                Ok(_) => return tf_head(old),
                 Err(x) => old = x,
             }
         }
@@ -113,24 +152,30 @@ impl Slab {
     /// Whether a block could be handed out from this slab without collecting remote frees.
     #[inline]
     pub fn has_local_space(&self) -> bool {
-        !self.local_free.is_null() || self.carved < self.capacity
+        self.local_free != NIL || self.carved < self.capacity as u64
     }
 }
 
-/// Length of a list and its last block.
+/// Length of the list of slab `s` that starts at block `head` (NIL: empty), and its last
+/// block's address (0 when empty). Every link is checked: a link that names no block, or a list
+/// longer than the slab (a cycle), stops the process as heap corruption.
 ///
 /// # Safety
-/// `head` is a valid, null-terminated list.
-pub unsafe fn list_len_tail(head: *mut Block) -> (u32, *mut Block) {
-    let mut n = 0;
-    let mut tail = ptr::null_mut();
-    let mut b = head;
-    while !b.is_null() {
+/// `s` is a slab whose lists the caller owns (or has just taken from `thread_free`).
+pub unsafe fn list_len_tail(s: *const Slab, head: u64) -> (u32, usize) {
+    let carved = (*s).carved;
+    let mut n = 0u64;
+    let mut tail = 0usize;
+    let mut i = head;
+    while i != NIL {
+        if i >= carved || n >= carved {
+            freelist::corrupt(s, tail, i);
+        }
+        tail = (*s).block_at(i);
         n += 1;
-        tail = b;
-        b = (*b).next;
+        i = freelist::next_of(tail);
     }
-    (n, tail)
+    (n as u32, tail)
 }
 
 /// An intrusive doubly linked list of slabs, popped at the head. `push` adds at the head;

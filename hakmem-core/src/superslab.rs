@@ -30,6 +30,7 @@ static SS_MASK: AtomicUsize = AtomicUsize::new(!((1 << 21) - 1));
 pub fn set_ss_shift(shift: usize) {
     SS_SHIFT.store(shift, Relaxed);
     SS_MASK.store(!((1usize << shift) - 1), Relaxed);
+    crate::cage::reserve(1 << shift);
 }
 pub const MIN_SS_SHIFT: usize = CHUNK_SHIFT;
 pub const MAX_SS_SHIFT: usize = 24;
@@ -93,20 +94,19 @@ struct DeadSlab(Slab);
 unsafe impl Sync for DeadSlab {}
 static DEAD_SLAB: DeadSlab = DeadSlab(Slab {
     start: usize::MAX,
-    span: 0,
-    div_magic: 0,
-    div_limit: 0,
+    inv: 0,
+    carved: 0,
+    local_free: crate::freelist::NIL,
+    heap: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
     block_size: 0,
+    used: 0,
     class: 0,
     flags: IN_POOL,
     bin_offset: 0,
-    used: 0,
-    carved: 0,
-    local_free: ptr::null_mut(),
-    heap: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
-    capacity: 0,
+    shift: 0,
     kind: 0,
     index: 0,
+    capacity: 0,
     thread_free: AtomicUsize::new(0),
     next_remote: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
     next: ptr::null_mut(),
@@ -118,7 +118,10 @@ static DEAD_SLAB: DeadSlab = DeadSlab(Slab {
 
 /// Maps and registers a new SuperSlab whose pages all point to the dead slab.
 fn map_superslab(populate: bool) -> *mut SuperSlab {
-    let ss = os::map_aligned(ss_size(), ss_size(), populate) as *mut SuperSlab;
+    let mut ss = crate::cage::map(ss_size(), populate) as *mut SuperSlab;
+    if ss.is_null() {
+        ss = os::map_aligned(ss_size(), ss_size(), populate) as *mut SuperSlab;
+    }
     if ss.is_null() {
         return ss;
     }
@@ -129,10 +132,14 @@ fn map_superslab(populate: bool) -> *mut SuperSlab {
     let pages = (ss as usize + HEADER) as *mut *const Slab;
     for j in 0..max_slabs() {
         // SAFETY: the page table lies inside the fresh mapping.
-        unsafe { *pages.add(j) = &DEAD_SLAB.0 };
+        unsafe {
+            *pages.add(j) = &DEAD_SLAB.0;
+            crate::cage::set_page(ss as usize, j, &DEAD_SLAB.0);
+        }
     }
     SS_MAPPED.fetch_add(1, Relaxed);
     register(ss as usize, ss_size());
+    crate::cage::publish(ss as usize, ss_size(), contains);
     ss
 }
 
@@ -257,9 +264,9 @@ unsafe fn took(s: *mut Slab, out: &mut SlabList) {
 /// # Safety
 /// `s` is empty (no live block, no pending remote free) and in no list.
 pub unsafe fn unformat(s: *mut Slab) {
-    (*s).span = 0;
+    (*s).carved = 0; // a stale free of one of its blocks is now reported, not accepted
     (*s).heap.store(ptr::null_mut(), Relaxed);
-    (*s).local_free = ptr::null_mut();
+    (*s).local_free = crate::freelist::NIL;
     (*s).flags = IN_POOL;
 }
 
@@ -368,6 +375,7 @@ impl Pool {
         let pages = ((ss as usize) + HEADER) as *mut *mut Slab;
         for j in 0..max_slabs() {
             *pages.add(j) = slab_at(ss, (j << PAGE_SHIFT) >> shift);
+            crate::cage::set_page(ss as usize, j, *pages.add(j));
         }
         for i in 0..n {
             let s = slab_at(ss, i);

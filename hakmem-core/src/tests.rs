@@ -373,3 +373,43 @@ fn usage_counts_live_small_and_large_bytes() {
         unsafe { alloc::free(p as *mut u8) };
     }
 }
+
+#[test]
+fn double_frees_are_refused_and_never_hand_a_block_out_twice() {
+    setup(); // HAKMEM_INVALID_FREE=report for this binary: reported, then ignored
+    for remote in [false, true] {
+        let keep: Vec<usize> = (0..50).map(|_| alloc::malloc(80) as usize).collect();
+        let p = alloc::malloc(80) as usize;
+        let free_twice = move || unsafe {
+            alloc::free(p as *mut u8);
+            assert!(
+                crate::freelist::is_tagged(p),
+                "a freed block carries the free tag"
+            );
+            alloc::free(p as *mut u8); // reported, ignored
+        };
+        if remote {
+            std::thread::spawn(free_twice).join().unwrap();
+        } else {
+            free_twice();
+        }
+        let got: Vec<usize> = (0..3000).map(|_| alloc::malloc(80) as usize).collect();
+        let mut sorted = got.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(
+            sorted.len(),
+            got.len(),
+            "a block was handed out twice (remote: {remote})"
+        );
+        for &q in &got {
+            assert!(
+                !unsafe { crate::freelist::is_tagged(q) },
+                "a live block keeps no tag"
+            );
+        }
+        for q in got.into_iter().chain(keep) {
+            unsafe { alloc::free(q as *mut u8) };
+        }
+    }
+}

@@ -6,17 +6,59 @@
 //! compilers emit for `__thread` with `-ftls-model=initial-exec`. The block starts zeroed, and a
 //! zeroed `ThreadCache` is a valid empty cache (every bin empty), so the fast path needs no check.
 
+use crate::freelist::NIL;
 use crate::heap::Heap;
 use crate::size_class::NUM_CLASSES;
-use crate::slab::{Block, Slab};
+use crate::slab::Slab;
 
-/// One size class of a thread: the free list of its current slab, and counters.
-#[repr(C)]
+/// One size class of a thread: the free list of its current slab, a copy of what popping it
+/// needs from the slab (one cache line, no other load), and counters. A zeroed bin is empty:
+/// `free >= limit` sends malloc to its slow path.
+#[repr(C, align(64))]
 pub struct Bin {
-    pub free: *mut Block,
+    /// Index in `slab` of the next block to hand out (decoded, checked against `limit` before
+    /// use), or NIL.
+    pub free: u64,
+    /// `slab.carved` (0 when there is no slab): every index below it is a block.
+    pub limit: u64,
+    pub block_size: u64,
+    pub start: usize,
     pub slab: *mut Slab,
     pub allocs: u64,
     pub frees: u64,
+}
+
+impl Bin {
+    pub const EMPTY: Bin = Bin {
+        free: NIL,
+        limit: 0,
+        block_size: 0,
+        start: 0,
+        slab: core::ptr::null_mut(),
+        allocs: 0,
+        frees: 0,
+    };
+
+    /// Makes `s` this bin's slab, with the list headed by `head`.
+    ///
+    /// # Safety
+    /// `s` is a formatted slab the bin's owner owns.
+    #[inline]
+    pub unsafe fn set(&mut self, s: *mut Slab, head: u64) {
+        self.slab = s;
+        self.free = head;
+        self.limit = (*s).carved;
+        self.block_size = (*s).block_size as u64;
+        self.start = (*s).start;
+    }
+
+    /// Leaves the bin without a slab (its list must have been handed back first).
+    #[inline]
+    pub fn clear(&mut self) {
+        self.slab = core::ptr::null_mut();
+        self.free = NIL;
+        self.limit = 0;
+    }
 }
 
 pub const BIN_BYTES: usize = core::mem::size_of::<Bin>();

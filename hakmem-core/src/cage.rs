@@ -1,0 +1,150 @@
+//! The cage: one large reservation of address space (PROT_NONE, no memory behind it) from which
+//! SuperSlabs are mapped in order, so that the free fast path proves "this pointer lies in a
+//! SuperSlab" with one subtraction and one compare instead of a registry lookup.
+//!
+//! Below the cage lies its page table: one slab pointer per 64 KiB of cage, the same entries as
+//! each SuperSlab's own page table, so the fast path finds the slab descriptor from the offset
+//! it already computed, without masking the SuperSlab's address.
+//!
+//! SuperSlabs are never unmapped, so the cage only grows: `LIMIT` covers the prefix of it whose
+//! SuperSlabs are mapped, formatted and registered. A SuperSlab outside that prefix (the cage
+//! could not be reserved, is full, or a mapping in it failed) is still registered in the
+//! registry, and `free` finds it there on its slow path. Sizes tried: 64 GiB, 16 GiB (the most
+//! valgrind grants), 4 GiB; none when the address space is limited below that (RLIMIT_AS).
+
+use crate::os;
+use crate::size_class::SMALL_SLAB_SHIFT;
+use crate::slab::Slab;
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicUsize, Ordering::*};
+
+struct Base(UnsafeCell<usize>);
+// SAFETY: written once by `reserve`, during process initialisation (before any SuperSlab
+// exists and before other threads leave `init::ensure`); read-only afterwards.
+unsafe impl Sync for Base {}
+
+/// Start of the reservation (0: none).
+static BASE: Base = Base(UnsafeCell::new(0));
+/// Bytes from BASE covered by published SuperSlabs.
+static LIMIT: AtomicUsize = AtomicUsize::new(0);
+/// Bytes from BASE claimed by `map`.
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+/// Bytes reserved.
+static SIZE: AtomicUsize = AtomicUsize::new(0);
+
+const TRY_SIZES: [usize; 3] = [64 << 30, 16 << 30, 4 << 30];
+const PAGE_SHIFT: usize = SMALL_SLAB_SHIFT as usize;
+/// The page table's size, for the largest cage (only what is used gets memory).
+const TABLE_BYTES: usize = (TRY_SIZES[0] >> PAGE_SHIFT) * core::mem::size_of::<usize>();
+
+#[inline(always)]
+fn base() -> usize {
+    // SAFETY: see `Base`.
+    unsafe { *BASE.0.get() }
+}
+
+/// Reserves the cage, aligned to `align` (the SuperSlab size), and maps its page table.
+/// Called once, from process initialisation; does nothing if a cage exists.
+pub fn reserve(align: usize) {
+    if base() != 0 {
+        return;
+    }
+    for &len in &TRY_SIZES {
+        let p = os::reserve(TABLE_BYTES + len, align, TABLE_BYTES);
+        if p.is_null() {
+            continue;
+        }
+        // SAFETY: the table lies inside the reservation just made.
+        if unsafe { os::map_fixed(p.sub(TABLE_BYTES), TABLE_BYTES, false) }.is_null() {
+            continue; // the reservation stays unused: a little address space, no memory
+        }
+        SIZE.store(len, Relaxed);
+        // SAFETY: see `Base`: process initialisation, no reader yet.
+        unsafe { *BASE.0.get() = p as usize };
+        return;
+    }
+}
+
+/// `a`'s offset in the cage: below `limit()` when `a` lies in a published SuperSlab of it.
+#[inline(always)]
+pub fn offset(a: usize) -> usize {
+    a.wrapping_sub(base())
+}
+
+/// Bytes of the cage covered by published SuperSlabs.
+#[inline(always)]
+pub fn limit() -> usize {
+    LIMIT.load(Relaxed)
+}
+
+/// The slab descriptor of the page at cage offset `off` (every page of a published SuperSlab
+/// points to one: the dead slab while it is unformatted).
+///
+/// # Safety
+/// `off < limit()`.
+#[inline(always)]
+pub unsafe fn slab_at(off: usize) -> *mut Slab {
+    // The table entries of a SuperSlab are written before it is published, and the table is
+    // mapped for the whole cage.
+    *((base() - TABLE_BYTES) as *const *mut Slab).add(off >> PAGE_SHIFT)
+}
+
+/// Whether `a` lies in a published SuperSlab of the cage.
+#[inline(always)]
+pub fn contains(a: usize) -> bool {
+    a.wrapping_sub(base()) < LIMIT.load(Relaxed)
+}
+
+/// Records that page `j` of SuperSlab `ss` belongs to slab `s`, if `ss` is in the cage.
+///
+/// # Safety
+/// `ss` is a SuperSlab mapped by `map` (or any address outside the cage).
+pub unsafe fn set_page(ss: usize, j: usize, s: *const Slab) {
+    let b = base();
+    if b != 0 && ss >= b && ss < b + SIZE.load(Relaxed) {
+        *((b - TABLE_BYTES) as *mut *const Slab).add(((ss - b) >> PAGE_SHIFT) + j) = s;
+    }
+}
+
+/// Maps `len` bytes (a SuperSlab) at the cage's next free place; null if the cage is missing,
+/// full, or the mapping failed.
+pub fn map(len: usize, populate: bool) -> *mut u8 {
+    let b = base();
+    if b == 0 {
+        return core::ptr::null_mut();
+    }
+    let size = SIZE.load(Relaxed);
+    let mut off = NEXT.load(Relaxed);
+    loop {
+        if off + len > size {
+            return core::ptr::null_mut();
+        }
+        match NEXT.compare_exchange_weak(off, off + len, Relaxed, Relaxed) {
+            Ok(_) => break,
+            Err(x) => off = x,
+        }
+    }
+    // SAFETY: `b + off .. + len` lies in our reservation and was claimed by this thread alone.
+    unsafe { os::map_fixed((b + off) as *mut u8, len, populate) }
+}
+
+/// Called once SuperSlab `ss` (from `map`) is formatted and registered: extends `LIMIT` over
+/// every SuperSlab that is ready in order, `ready(address)` telling whether one is.
+pub fn publish(ss: usize, len: usize, ready: fn(usize) -> bool) {
+    let b = base();
+    if b == 0 || ss < b || ss >= b + SIZE.load(Relaxed) {
+        return;
+    }
+    loop {
+        let l = LIMIT.load(Acquire);
+        if l >= NEXT.load(Acquire) || !ready(b + l) {
+            return;
+        }
+        let _ = LIMIT.compare_exchange(l, l + len, Release, Relaxed);
+    }
+}
+
+/// The cage's start and the bytes it covers now (for tests).
+pub fn extent() -> (usize, usize) {
+    (base(), LIMIT.load(Relaxed))
+}
