@@ -10,7 +10,8 @@
 //! SuperSlabs are mapped, formatted and registered. A SuperSlab outside that prefix (the cage
 //! could not be reserved, is full, or a mapping in it failed) is still registered in the
 //! registry, and `free` finds it there on its slow path. Sizes tried: 64 GiB, 16 GiB (the most
-//! valgrind grants), 4 GiB; none when the address space is limited below that (RLIMIT_AS).
+//! valgrind grants), 4 GiB; under an address-space limit (RLIMIT_AS) only a size up to an eighth of
+//! it, so none below 32 GiB.
 
 use crate::os;
 use crate::size_class::SMALL_SLAB_SHIFT;
@@ -49,7 +50,10 @@ pub fn reserve(align: usize) {
     if base() != 0 {
         return;
     }
-    for &len in &TRY_SIZES {
+    // Address space counts against RLIMIT_AS even with no memory behind it: under a limit, the
+    // cage may take at most an eighth of it, so that a container's budget stays the program's.
+    let budget = address_space_limit().map_or(usize::MAX, |l| l / 8);
+    for &len in TRY_SIZES.iter().filter(|&&len| TABLE_BYTES + len <= budget) {
         let p = os::reserve(TABLE_BYTES + len, align, TABLE_BYTES);
         if p.is_null() {
             continue;
@@ -63,6 +67,17 @@ pub fn reserve(align: usize) {
         unsafe { *BASE.0.get() = p as usize };
         return;
     }
+}
+
+/// The process's address-space limit (RLIMIT_AS), if it has one.
+fn address_space_limit() -> Option<usize> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into `r`.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut r) };
+    (rc == 0 && r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur as usize)
 }
 
 /// `a`'s offset in the cage: below `limit()` when `a` lies in a published SuperSlab of it.
