@@ -4,6 +4,7 @@
 
 use crate::freelist::{self, NIL};
 use crate::policy;
+use crate::remote_list;
 use crate::size_class::{class_size, kind_of, NUM_CLASSES};
 use crate::slab::*;
 use crate::slab_cache::SlabCache;
@@ -251,7 +252,7 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
 /// # Safety
 /// The caller owns `heap`.
 pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
-    let mut s = (*heap).remote_slabs.swap(ptr::null_mut(), Acquire);
+    let mut s = remote_list::take_queue(&(*heap).remote_slabs);
     let mut any = false;
     if !s.is_null() {
         (*heap).stat_drains += 1;
@@ -259,8 +260,8 @@ pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
     while !s.is_null() {
         (*heap).stat_drained_slabs += 1;
         // Read the link first: once NOTIFIED is cleared, a remote free may queue `s` again.
-        let next = (*s).next_remote.load(Relaxed);
-        let list = tf_head((*s).thread_free.swap(0, Acquire));
+        let next = remote_list::next(s);
+        let list = remote_list::take_and_clear(&(*s).thread_free);
         if list != NIL {
             any = true;
             let (n, tail) = list_len_tail(s, list);

@@ -19,6 +19,7 @@ pub mod os;
 pub mod policy;
 pub mod process;
 pub mod remote;
+pub mod remote_list;
 pub mod size_class;
 pub mod slab;
 pub mod slab_cache;
@@ -28,6 +29,11 @@ pub mod sync;
 pub mod tls;
 
 pub use alloc::*;
+
+/// The atomics `remote_list` is written over (its model-checking test supplies loom's).
+mod atomic {
+    pub use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+}
 
 #[cfg(test)]
 mod tests;

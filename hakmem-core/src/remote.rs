@@ -4,8 +4,9 @@
 
 use crate::freelist;
 use crate::heap::{self, Heap};
+use crate::remote_list;
 use crate::size_class::NUM_CLASSES;
-use crate::slab::{tf_head, tf_word, Slab, NOTIFIED};
+use crate::slab::Slab;
 use crate::tls::{ThreadCache, STATE_DEAD};
 use core::sync::atomic::{AtomicU64, Ordering::*};
 
@@ -25,25 +26,9 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) 
         return;
     }
     freelist::set_tag(a);
-    let tf = &(*s).thread_free;
-    let mut old = tf.load(Relaxed);
-    loop {
-        freelist::set_next(a, tf_head(old));
-        match tf.compare_exchange_weak(old, tf_word(k) | NOTIFIED, Release, Relaxed) {
-            Ok(_) => break,
-            Err(x) => old = x,
-        }
-    }
-    if old & NOTIFIED == 0 {
-        let q = &(*heap).remote_slabs;
-        let mut head = q.load(Relaxed);
-        loop {
-            (*s).next_remote.store(head, Relaxed);
-            match q.compare_exchange_weak(head, s, Release, Relaxed) {
-                Ok(_) => break,
-                Err(x) => head = x,
-            }
-        }
+    if remote_list::push(&(*s).thread_free, k, |old| freelist::set_next(a, old)) {
+        // SAFETY: slabs are never unmapped; this push set NOTIFIED, so `s` is in no queue.
+        remote_list::enqueue(&(*heap).remote_slabs, s);
     }
     let c = (*s).class as usize;
     if (*tc).heap.is_null() {

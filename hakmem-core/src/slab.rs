@@ -8,7 +8,7 @@
 use crate::freelist::{self, NIL};
 use crate::heap::Heap;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicPtr, AtomicUsize};
 
 /// A free block: its encoded link and the free tag (see `freelist`); every block has 16 bytes.
 #[repr(C)]
@@ -23,21 +23,8 @@ pub const IN_PARTIAL: u8 = 2; // in the owner's partial list of its class
 pub const IN_EMPTY: u8 = 4; // in the owner's empty-slab cache
 pub const IN_POOL: u8 = 8; // in the global pool of free slabs
 
-/// Low bit of `thread_free`: the slab is queued (or being queued) on its heap's remote list.
-/// The rest of the word is `(head index + 1) << 1`, so an empty list is 0 (see `tf_word`).
-pub const NOTIFIED: usize = 1;
-
-/// The `thread_free` word (without NOTIFIED) of a list headed by block `head`.
-#[inline(always)]
-pub const fn tf_word(head: u64) -> usize {
-    (head.wrapping_add(1) << 1) as usize
-}
-
-/// The head index (NIL when empty) of a `thread_free` word.
-#[inline(always)]
-pub const fn tf_head(w: usize) -> u64 {
-    ((w >> 1) as u64).wrapping_sub(1)
-}
+pub use crate::remote_list::{head as tf_head, word as tf_word, NOTIFIED};
+const _: () = assert!(crate::remote_list::EMPTY == NIL);
 
 #[repr(C, align(64))]
 pub struct Slab {
@@ -134,19 +121,7 @@ impl Slab {
     /// clears the bit).
     #[inline]
     pub fn take_remote_keep_flag(&self) -> u64 {
-        let mut old = self.thread_free.load(Relaxed);
-        loop {
-            if old & !NOTIFIED == 0 {
-                return NIL;
-            }
-            match self
-                .thread_free
-                .compare_exchange_weak(old, old & NOTIFIED, Acquire, Relaxed)
-            {
-                Ok(_) => return tf_head(old),
-                Err(x) => old = x,
-            }
-        }
+        crate::remote_list::take_keep_flag(&self.thread_free)
     }
 
     /// Whether a block could be handed out from this slab without collecting remote frees.
@@ -256,5 +231,11 @@ impl SlabList {
 impl Default for SlabList {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+impl crate::remote_list::Queued for Slab {
+    fn next_remote(&self) -> &AtomicPtr<Slab> {
+        &self.next_remote
     }
 }

@@ -1,0 +1,120 @@
+//! The lock-free steps of a cross-thread free, written once over the atomics of `super::atomic`:
+//! core's in the allocator, loom's in the model-checking test (`tests/loom_remote.rs` includes
+//! this file), so the checked protocol is the one that runs.
+//!
+//! A slab's `thread_free` word is a stack of block indices plus the NOTIFIED bit. A freeing thread
+//! pushes its block with one CAS that also sets NOTIFIED; the push that finds NOTIFIED clear queues
+//! the slab on its heap's queue (an MPSC stack linked through the slabs' `next_remote`). The
+//! owner takes the queue whole, reads each slab's link, then takes the slab's stack and clears
+//! NOTIFIED in one swap (after which a new free may queue the slab again). The owner may also take
+//! its current slab's stack without touching NOTIFIED, since that slab may sit in the queue.
+//! Block links are written before the Release CAS that publishes them and read after the Acquire
+//! that takes them; the clear of NOTIFIED and the push that sets it again are a Release/Acquire
+//! pair, so each queue period's link write follows the previous period's read.
+//!
+//! This file names nothing outside itself but `super::atomic`, so the test can include it.
+
+use super::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
+use core::ptr;
+
+/// Low bit of `thread_free`: the slab is queued (or being queued) on its heap's remote list.
+/// The rest of the word is `(head index + 1) << 1`, so an empty stack is 0 (see `word`).
+pub const NOTIFIED: usize = 1;
+
+/// The head index of an empty stack.
+pub const EMPTY: u64 = u64::MAX;
+
+/// The `thread_free` word (without NOTIFIED) of a stack headed by block `head`.
+#[inline(always)]
+pub const fn word(head: u64) -> usize {
+    (head.wrapping_add(1) << 1) as usize
+}
+
+/// The head index (EMPTY when empty) of a `thread_free` word.
+#[inline(always)]
+pub const fn head(w: usize) -> u64 {
+    ((w >> 1) as u64).wrapping_sub(1)
+}
+
+/// Pushes block `k` on the stack `tf`. `link(old_head)` stores the block's link to the previous
+/// head (EMPTY for none) and may run more than once. Returns whether the caller must now queue the
+/// slab (this push set NOTIFIED).
+#[inline(always)]
+pub fn push(tf: &AtomicUsize, k: u64, mut link: impl FnMut(u64)) -> bool {
+    let mut old = tf.load(Relaxed);
+    loop {
+        link(head(old));
+        // Release publishes the block's link. Acquire: a push that finds NOTIFIED clear starts a
+        // new queue period and will write the slab's queue link; it must happen after the consumer
+        // read the old link (which `take_and_clear`'s Release orders before the clear), or the
+        // old and new link writes are unordered and the queue can lose a slab. Found by the loom
+        // model (tests/loom_remote.rs); on x86 both are the same `lock cmpxchg`.
+        match tf.compare_exchange_weak(old, word(k) | NOTIFIED, AcqRel, Relaxed) {
+            Ok(_) => return old & NOTIFIED == 0,
+            Err(x) => old = x,
+        }
+    }
+}
+
+/// Takes the whole stack (its head, EMPTY if none), leaving NOTIFIED as it was: for the owner's
+/// own use of a slab that may be in the queue, whose consumer alone clears the bit.
+#[inline]
+pub fn take_keep_flag(tf: &AtomicUsize) -> u64 {
+    let mut old = tf.load(Relaxed);
+    loop {
+        if old & !NOTIFIED == 0 {
+            return EMPTY;
+        }
+        match tf.compare_exchange_weak(old, old & NOTIFIED, Acquire, Relaxed) {
+            Ok(_) => return head(old),
+            Err(x) => old = x,
+        }
+    }
+}
+
+/// Takes the whole stack and clears NOTIFIED: for the queue's consumer, after it has read the
+/// slab's queue link (a free after this may queue the slab again and overwrite the link).
+#[inline]
+pub fn take_and_clear(tf: &AtomicUsize) -> u64 {
+    // Acquire takes the blocks' links; Release orders the caller's read of the queue link before
+    // the next period's push (see `push`).
+    head(tf.swap(0, AcqRel))
+}
+
+/// A slab as the queue sees it: something with a queue link.
+pub trait Queued: Sized {
+    fn next_remote(&self) -> &AtomicPtr<Self>;
+}
+
+/// Queues `s` on `q` (called once per NOTIFIED period: by the push that set the bit).
+///
+/// # Safety
+/// `s` is valid for as long as it may be in the queue, and is not in it now.
+#[inline]
+pub unsafe fn enqueue<S: Queued>(q: &AtomicPtr<S>, s: *mut S) {
+    let mut old = q.load(Relaxed);
+    loop {
+        // SAFETY: `s` is valid (the caller's promise).
+        unsafe { (*s).next_remote().store(old, Relaxed) };
+        match q.compare_exchange_weak(old, s, Release, Relaxed) {
+            Ok(_) => return,
+            Err(x) => old = x,
+        }
+    }
+}
+
+/// Takes the whole queue (null if empty); walk it with `next`.
+#[inline]
+pub fn take_queue<S>(q: &AtomicPtr<S>) -> *mut S {
+    q.swap(ptr::null_mut(), Acquire)
+}
+
+/// The slab after `s` in a queue taken by `take_queue`: read it before `take_and_clear` on `s`.
+///
+/// # Safety
+/// `s` came from a taken queue and its NOTIFIED bit is still set.
+#[inline]
+pub unsafe fn next<S: Queued>(s: *mut S) -> *mut S {
+    // SAFETY: the caller's promise: `s` is valid and its link is stable until NOTIFIED clears.
+    unsafe { (*s).next_remote().load(Relaxed) }
+}
