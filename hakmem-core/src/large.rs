@@ -251,14 +251,18 @@ fn cache_limit() -> usize {
 }
 
 /// Unmaps cache entries past the limits (decay, size), outside the lock.
-fn evict(keep_bytes: usize) {
+fn evict(keep_bytes: usize) -> usize {
     let now = os::now_ms();
+    let mut released = 0;
     loop {
         let victim = LARGE.lock().cache_evict_one(now, keep_bytes);
         match victim {
-            // SAFETY: a cached mapping holds no live block and was removed from the cache.
-            Some(c) => unsafe { os::unmap(c.base as *mut u8, c.len) },
-            None => return,
+            Some(c) => {
+                // SAFETY: a cached mapping holds no live block and was removed from the cache.
+                unsafe { os::unmap(c.base as *mut u8, c.len) };
+                released += c.len;
+            }
+            None => return released,
         }
     }
 }
@@ -304,11 +308,18 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, usize) {
         Some(g) => g,
         None => {
             let huge = policy::get(Opt::HugePage) >= 1 && len >= os::HUGE;
-            let m = if huge {
-                os::map_aligned(len, os::HUGE, false)
-            } else {
-                os::map(len, false)
+            let map = || {
+                if huge {
+                    os::map_aligned(len, os::HUGE, false)
+                } else {
+                    os::map(len, false)
+                }
             };
+            let mut m = map();
+            if m.is_null() && trim() > 0 {
+                // Out of address space (RLIMIT_AS) or memory: the cached ranges go back first.
+                m = map();
+            }
             if huge && !m.is_null() {
                 // SAFETY: `m` is the mapping just made.
                 unsafe { os::hugepage(m, len) };
@@ -372,7 +383,9 @@ pub fn free(p: *mut u8) -> bool {
     match e {
         // SAFETY: the entry was removed, so nothing else refers to its mapping.
         Some(e) => unsafe { os::unmap(e.base as *mut u8, e.len) },
-        None => evict(limit),
+        None => {
+            evict(limit);
+        }
     }
     true
 }
@@ -486,9 +499,9 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
     Realloc::Done(q)
 }
 
-/// Returns every cached mapping to the OS.
-pub fn trim() {
-    evict(0);
+/// Returns every cached mapping to the OS; the bytes unmapped.
+pub fn trim() -> usize {
+    let mut released = evict(0);
     loop {
         let c = {
             let mut l = LARGE.lock();
@@ -503,7 +516,9 @@ pub fn trim() {
         };
         // SAFETY: removed from the cache; nothing refers to it.
         unsafe { os::unmap(c.base as *mut u8, c.len) };
+        released += c.len;
     }
+    released
 }
 
 /// The large-block table lock's counters.

@@ -122,6 +122,11 @@ fn map_superslab(populate: bool) -> *mut SuperSlab {
     if ss.is_null() {
         ss = os::map_aligned(ss_size(), ss_size(), populate) as *mut SuperSlab;
     }
+    if ss.is_null() && crate::large::trim() > 0 {
+        // Out of address space (RLIMIT_AS) or memory: give back the cached large ranges and try
+        // once more before the caller reports ENOMEM.
+        ss = os::map_aligned(ss_size(), ss_size(), populate) as *mut SuperSlab;
+    }
     if ss.is_null() {
         return ss;
     }
