@@ -185,6 +185,10 @@ unsafe fn free_small(p: *mut u8, s: *mut Slab) {
         freelist::set_next(a, (*s).local_free);
         (*s).local_free = k;
         (*((tc as *mut u8).add((*s).bin_offset as usize) as *mut Bin)).frees += 1;
+        debug_assert!(
+            (*s).used > 0,
+            "an owner's free into a slab with no block in use"
+        );
         let used = (*s).used - 1;
         (*s).used = used;
         if used == 0 || (*s).flags & IN_FULL != 0 {

@@ -353,7 +353,7 @@ mod tests {
         let mut s = fake_slab(&mut mem, 48);
         // SAFETY: the slab's memory is `mem`, alive for the whole test.
         unsafe {
-            let head = s.carve(10);
+            let head = Slab::carve(&mut s, 10);
             assert_eq!((head, s.carved), (0, 10));
             let (n, tail) = list_len_tail(&s, head);
             assert_eq!((n, tail), (10, s.block_at(9)));
@@ -363,7 +363,7 @@ mod tests {
                     "carved block {i} must carry the free tag"
                 );
             }
-            let head2 = s.carve(5);
+            let head2 = Slab::carve(&mut s, 5);
             assert_eq!(head2, 10);
             // splice the second list behind the first, as install and drain_remote do
             set_next(tail, head2);

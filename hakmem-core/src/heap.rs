@@ -62,13 +62,21 @@ impl Heap {
         }
     }
 
+    /// The bins `heap` uses. A raw pointer, never `&mut Heap`: other threads CAS the heap's
+    /// remote queue at any time.
+    ///
+    /// # Safety
+    /// `heap` is valid and owned by the caller (its thread, or the shared lock's holder).
     #[inline]
-    pub fn bins(&mut self) -> &mut [Bin; NUM_CLASSES] {
-        if self.bins.is_null() {
-            &mut self.own_bins
-        } else {
-            // SAFETY: `bins` points to the attached thread's TLS bins, alive while attached.
-            unsafe { &mut *self.bins }
+    pub unsafe fn bins(heap: *mut Heap) -> *mut [Bin; NUM_CLASSES] {
+        // SAFETY: the caller's promise; `bins` points to the attached thread's TLS bins, alive
+        // while attached, and `own_bins` is used otherwise.
+        unsafe {
+            if (*heap).bins.is_null() {
+                ptr::addr_of_mut!((*heap).own_bins)
+            } else {
+                (*heap).bins
+            }
         }
     }
 }
@@ -185,10 +193,10 @@ unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
         list = r;
     }
     if list == NIL {
-        list = (*s).carve(batch_for(c));
+        list = Slab::carve(s, batch_for(c));
     }
     (*s).used = (*s).carved as u32; // every carved block is now user-held or in the bin
-    (*heap).bins()[c].set(s, list);
+    (*Heap::bins(heap))[c].set(s, list);
 }
 
 /// Finds a block of class `c` for `heap` when its bin is empty, refilling the bin.
@@ -197,7 +205,7 @@ unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
 /// # Safety
 /// The caller owns `heap` (its thread, or the shared lock).
 pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
-    let bin: *mut Bin = &mut (*heap).bins()[c];
+    let bin: *mut Bin = &mut (*Heap::bins(heap))[c];
     let cur = (*bin).slab;
     if !cur.is_null() {
         check_bin(bin);
@@ -212,7 +220,7 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
             return pop_checked(bin);
         }
         if (*cur).carved < (*cur).capacity as u64 {
-            let head = (*cur).carve(batch_for(c));
+            let head = Slab::carve(cur, batch_for(c));
             (*cur).used = (*cur).carved as u32;
             (*bin).set(cur, head);
             return pop_checked(bin);
@@ -260,13 +268,21 @@ pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
     while !s.is_null() {
         (*heap).stat_drained_slabs += 1;
         // Read the link first: once NOTIFIED is cleared, a remote free may queue `s` again.
+        debug_assert!(
+            (*s).thread_free.load(Relaxed) & NOTIFIED != 0,
+            "a queued slab has NOTIFIED set until its consumer clears it"
+        );
+        debug_assert!(
+            (*s).heap.load(Relaxed) == heap,
+            "a slab queued on a heap it does not belong to"
+        );
         let next = remote_list::next(s);
         let list = remote_list::take_and_clear(&(*s).thread_free);
         if list != NIL {
             any = true;
             let (n, tail) = list_len_tail(s, list);
             (*heap).stat_drained_blocks += n as u64;
-            let bin = &mut (*heap).bins()[(*s).class as usize];
+            let bin = &mut (*Heap::bins(heap))[(*s).class as usize];
             if bin.slab == s {
                 freelist::set_next(tail, bin.free);
                 bin.free = list;
@@ -288,8 +304,13 @@ pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
 /// # Safety
 /// The caller owns `heap`, and `s` belongs to it.
 pub unsafe fn classify(heap: *mut Heap, s: *mut Slab) {
+    debug_assert!(
+        (*s).heap.load(Relaxed) == heap,
+        "a heap classifies a slab it does not own"
+    );
+    debug_assert!((*s).used as u64 <= (*s).carved && (*s).carved <= (*s).capacity as u64);
     let c = (*s).class as usize;
-    if (*heap).bins()[c].slab == s {
+    if (*Heap::bins(heap))[c].slab == s {
         return;
     }
     if (*s).used == 0 && (*s).thread_free.load(Acquire) == 0 {
@@ -414,8 +435,7 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
 pub static SHARED: crate::sync::Mutex<Heap> = crate::sync::Mutex::new(Heap::new());
 
 pub fn shared_ptr() -> *mut Heap {
-    // SAFETY: only the address is taken; fields are accessed under the lock or atomically.
-    unsafe { SHARED.get_unlocked() as *mut Heap }
+    SHARED.data_ptr()
 }
 
 /// A block of class `c` from `heap`'s bin, refilling it when empty (the slow-path allocation of
@@ -424,7 +444,7 @@ pub fn shared_ptr() -> *mut Heap {
 /// # Safety
 /// The caller owns `heap`.
 pub unsafe fn pop_or_refill(heap: *mut Heap, c: usize) -> *mut Block {
-    let b = pop(&mut (*heap).bins()[c]);
+    let b = pop(&mut (*Heap::bins(heap))[c]);
     if b.is_null() {
         refill(heap, c)
     } else {

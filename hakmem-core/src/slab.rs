@@ -93,27 +93,33 @@ impl Slab {
         (a - self.start) / self.block_size as usize
     }
 
-    /// Carves up to `max` new blocks into a list, each linked and tagged free; returns its head
-    /// (NIL if the slab is fully carved) and updates `carved`.
+    /// Carves up to `max` new blocks of `s` into a list, each linked and tagged free; returns its
+    /// head (NIL if the slab is fully carved) and updates `carved`. Takes a raw pointer, not
+    /// `&mut Slab`: other threads read the descriptor (and CAS its remote list) meanwhile.
     ///
     /// # Safety
     /// The caller owns the slab; its memory `start..start+capacity*block_size` is mapped.
-    pub unsafe fn carve(&mut self, max: u32) -> u64 {
-        let n = (self.capacity - self.carved as u32).min(max.max(1)) as u64;
-        if n == 0 {
-            return NIL;
+    pub unsafe fn carve(s: *mut Slab, max: u32) -> u64 {
+        // SAFETY: the caller owns `s`: only this thread writes `carved`; the other fields read
+        // here are fixed while the slab is formatted.
+        unsafe {
+            let n = ((*s).capacity - (*s).carved as u32).min(max.max(1)) as u64;
+            if n == 0 {
+                return NIL;
+            }
+            let first = (*s).carved;
+            let bs = (*s).block_size as usize;
+            let mut a = (*s).block_at(first);
+            for i in first..first + n {
+                let next = if i + 1 < first + n { i + 1 } else { NIL };
+                freelist::set_next(a, next);
+                freelist::set_tag(a);
+                a += bs;
+            }
+            debug_assert!((*s).carved + n <= (*s).capacity as u64);
+            (*s).carved += n;
+            first
         }
-        let first = self.carved;
-        let bs = self.block_size as usize;
-        let mut a = self.block_at(first);
-        for i in first..first + n {
-            let next = if i + 1 < first + n { i + 1 } else { NIL };
-            freelist::set_next(a, next);
-            freelist::set_tag(a);
-            a += bs;
-        }
-        self.carved += n;
-        first
     }
 
     /// Takes the blocks other threads freed (the head index, NIL if none), leaving the NOTIFIED

@@ -269,6 +269,10 @@ unsafe fn took(s: *mut Slab, out: &mut SlabList) {
 /// # Safety
 /// `s` is empty (no live block, no pending remote free) and in no list.
 pub unsafe fn unformat(s: *mut Slab) {
+    debug_assert!(
+        (*s).used == 0 && (*s).thread_free.load(Relaxed) == 0,
+        "a slab goes back to the pool with live blocks or pending remote frees"
+    );
     (*s).carved = 0; // a stale free of one of its blocks is now reported, not accepted
     (*s).heap.store(ptr::null_mut(), Relaxed);
     (*s).local_free = crate::freelist::NIL;

@@ -112,13 +112,10 @@ impl<T> Mutex<T> {
         }
     }
 
-    /// The protected value without locking.
-    ///
-    /// # Safety
-    /// The caller must hold the lock by other means (e.g. `raw_lock`) or be single-threaded.
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn get_unlocked(&self) -> &mut T {
-        &mut *self.value.get()
+    /// The protected value's address, without locking and without making a reference to it:
+    /// what the caller does with it must be under the lock or atomic.
+    pub fn data_ptr(&self) -> *mut T {
+        self.value.get()
     }
 }
 
