@@ -87,46 +87,37 @@ pub fn prepare() {
 
 /// pthread_atfork parent.
 pub fn parent() {
+    // SAFETY: `_IO_list_unlock` releases the list lock this thread took in `prepare`.
+    release(|| unsafe { _IO_list_unlock() });
+}
+
+/// pthread_atfork child: the calling thread is the child's only thread.
+pub fn child() {
+    // glibc has reset the list lock already when it saw several threads; resetting it again is
+    // harmless and also covers a process that became multi-threaded inside the prepare handlers.
+    // SAFETY: the child's only thread, which took the list lock in `prepare`.
+    release(|| unsafe { _IO_list_resetlock() });
+}
+
+/// The outermost parent or child handler releases what `prepare` took (`list_lock` ends stdio's
+/// list lock); a nested one only counts down.
+fn release(list_lock: impl FnOnce()) {
     signals_blocked(|| {
         if HOLDER.load(Relaxed) != me() {
             return; // registered while a fork was under way: its prepare never ran
         }
         if DEPTH.fetch_sub(1, Relaxed) > 1 {
-            return;
+            return; // a fork nested in a fork: the outer one goes on
         }
         HOLDER.store(0, Relaxed);
         if LOCKED.load(Relaxed) {
-            // SAFETY: this thread took these locks in `prepare`, the list lock first.
+            // SAFETY: this thread (the only one, in a child) took these locks in `prepare`.
             unsafe {
                 crate::large::unlock_after_fork();
                 POOL.force_unlock();
                 SHARED.force_unlock();
-                _IO_list_unlock();
             }
-        }
-    });
-}
-
-/// pthread_atfork child: the calling thread is the child's only thread.
-pub fn child() {
-    signals_blocked(|| {
-        if HOLDER.load(Relaxed) != me() {
-            return;
-        }
-        if DEPTH.fetch_sub(1, Relaxed) > 1 {
-            return; // a fork nested in a fork: the outer one goes on in this child
-        }
-        HOLDER.store(0, Relaxed);
-        if LOCKED.load(Relaxed) {
-            // SAFETY: the only thread, which took these locks in `prepare`. glibc has reset the
-            // list lock already when it saw several threads; resetting it again is harmless and
-            // also covers a process that became multi-threaded inside the prepare handlers.
-            unsafe {
-                crate::large::unlock_after_fork();
-                POOL.force_unlock();
-                SHARED.force_unlock();
-                _IO_list_resetlock();
-            }
+            list_lock();
         }
     });
 }
