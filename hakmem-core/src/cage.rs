@@ -12,6 +12,7 @@
 //! registry, and `free` finds it there on its slow path. Sizes tried: 64 GiB, 16 GiB (the most
 //! valgrind grants), 4 GiB; under an address-space limit (RLIMIT_AS) only a size up to an eighth of
 //! it, so none below 32 GiB.
+#![allow(unsafe_op_in_unsafe_fn)] // not yet migrated
 
 use crate::os;
 use crate::size_class::SMALL_SLAB_SHIFT;

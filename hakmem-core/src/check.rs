@@ -9,6 +9,7 @@
 //! that writes that very value pass, and a plain size field one that writes the size's own
 //! bytes): a k-byte overflow goes unnoticed only if it writes exactly the bytes already there,
 //! a 2^-8k chance, whatever the program writes.
+#![allow(unsafe_op_in_unsafe_fn)] // not yet migrated
 
 use crate::heap::{self, shared_free_locked, SHARED};
 use crate::os::PAGE;

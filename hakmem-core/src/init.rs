@@ -1,4 +1,5 @@
 //! Process-wide initialisation (lazy, from any entry point) and thread exit (fork: `fork`).
+#![allow(unsafe_op_in_unsafe_fn)] // not yet migrated
 
 use crate::heap::{self, Heap};
 use crate::policy;

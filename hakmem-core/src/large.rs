@@ -3,6 +3,7 @@
 //! allocating and freeing big buffers pay neither mmap/munmap nor fresh page faults each time.
 //! A cached mapping that is too big is trimmed, one that is too small is grown with mremap
 //! (the kernel moves page tables, not bytes). System calls are made outside the lock.
+#![allow(unsafe_op_in_unsafe_fn)] // not yet migrated
 
 use crate::os::{self, PAGE};
 use crate::policy::{self, Opt};

@@ -6,6 +6,7 @@
 //! everything with TCACHE=0. When a thread exits, its parked heap keeps the cache for the next
 //! thread that adopts it (a thread pool's replacement worker starts without the pool lock), as
 //! long as at most `PARKED_MAX` parked heaps hold one; beyond that the cache goes to the pool.
+#![allow(unsafe_op_in_unsafe_fn)] // not yet migrated
 
 use crate::policy;
 use crate::size_class::{KIND_MEDIUM, KIND_SMALL, NUM_KINDS};

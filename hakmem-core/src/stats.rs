@@ -1,6 +1,7 @@
 //! Statistics. Counting costs the fast path one increment in the thread's own bin (the same
 //! cache line it already touches), whether statistics are printed or not; everything else is
 //! counted on slow paths. Totals are gathered on demand from every heap.
+#![allow(unsafe_op_in_unsafe_fn)] // not yet migrated
 
 use crate::heap::{self, Heap};
 use crate::large;

@@ -2,6 +2,7 @@
 //! Each lock counts its acquisitions, the ones that found it taken and the ones that slept; the
 //! holder updates them with plain loads and stores (no extra atomic operation), so counting costs
 //! an uncontended lock two instructions.
+#![allow(unsafe_op_in_unsafe_fn)] // not yet migrated
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};

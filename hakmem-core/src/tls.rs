@@ -5,6 +5,7 @@
 //! `.tbss` with `global_asm!` and read its address as `%fs:0 + GOTTPOFF(symbol)`, which is what C
 //! compilers emit for `__thread` with `-ftls-model=initial-exec`. The block starts zeroed, and a
 //! zeroed `ThreadCache` is a valid empty cache (every bin empty), so the fast path needs no check.
+#![allow(unsafe_op_in_unsafe_fn)] // not yet migrated
 
 use crate::freelist::NIL;
 use crate::heap::Heap;
