@@ -2,7 +2,6 @@
 //! Each lock counts its acquisitions, the ones that found it taken and the ones that slept; the
 //! holder updates them with plain loads and stores (no extra atomic operation), so counting costs
 //! an uncontended lock two instructions.
-#![allow(unsafe_op_in_unsafe_fn)] // not yet migrated
 
 use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
@@ -104,12 +103,15 @@ impl<T> Mutex<T> {
     /// The caller owns the lock (after `raw_lock`) or is the only thread (fork child).
     pub unsafe fn force_unlock(&self) {
         if self.state.swap(0, Release) == 2 {
-            libc::syscall(
-                libc::SYS_futex,
-                self.state.as_ptr(),
-                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-                1,
-            );
+            // SAFETY: FUTEX_WAKE on the lock word, a live aligned u32; it touches no memory.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.state.as_ptr(),
+                    libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                    1,
+                )
+            };
         }
     }
 

@@ -5,7 +5,6 @@
 //! `.tbss` with `global_asm!` and read its address as `%fs:0 + GOTTPOFF(symbol)`, which is what C
 //! compilers emit for `__thread` with `-ftls-model=initial-exec`. The block starts zeroed, and a
 //! zeroed `ThreadCache` is a valid empty cache (every bin empty), so the fast path needs no check.
-#![allow(unsafe_op_in_unsafe_fn)] // not yet migrated
 
 use crate::freelist::NIL;
 use crate::heap::Heap;
@@ -48,9 +47,13 @@ impl Bin {
     pub unsafe fn set(&mut self, s: *mut Slab, head: u64) {
         self.slab = s;
         self.free = head;
-        self.limit = (*s).carved;
-        self.block_size = (*s).block_size as u64;
-        self.start = (*s).start;
+        // SAFETY: `s` is a formatted slab the bin's owner owns (this fn's contract), so its
+        // `carved` changes only by this thread and the other fields are fixed.
+        unsafe {
+            self.limit = (*s).carved;
+            self.block_size = (*s).block_size as u64;
+            self.start = (*s).start;
+        }
     }
 
     /// Leaves the bin without a slab (its list must have been handed back first).
