@@ -221,18 +221,20 @@ pub unsafe fn corrupt(s: *const Slab, at: usize, bad: u64) -> ! {
     } else {
         core::fmt::Write::write_fmt(&mut where_, format_args!("handed out last"))
     };
-    // SAFETY: `s` is a formatted slab descriptor, never unmapped (this fn's contract).
-    let (class, block_size, start) = unsafe { ((*s).class, (*s).block_size, (*s).start) };
-    crate::hk_eprint!(
-        "hakmem: heap corruption detected: the free-list link in the block {} (size class {}, \
-         {}-byte blocks, slab {:#x}) decodes to {:#x}, not a free block of that slab (an overflow \
-         into a free block, or a write after free); aborting\n",
-        core::str::from_utf8(where_.as_bytes()).unwrap_or("?"),
-        class,
-        block_size,
-        start,
-        bad
-    );
+    // SAFETY: `s` is a formatted slab descriptor, never unmapped (this fn's contract); the
+    // message reads its class, block size and start.
+    unsafe {
+        crate::hk_eprint!(
+            "hakmem: heap corruption detected: the free-list link in the block {} (size class {}, \
+             {}-byte blocks, slab {:#x}) decodes to {:#x}, not a free block of that slab (an overflow \
+             into a free block, or a write after free); aborting\n",
+            core::str::from_utf8(where_.as_bytes()).unwrap_or("?"),
+            (*s).class,
+            (*s).block_size,
+            (*s).start,
+            bad
+        );
+    }
     os::abort()
 }
 
