@@ -78,11 +78,15 @@ fn alloc_class(c: usize, size: usize) -> *mut u8 {
 /// `bin` is one of this thread's bins.
 #[inline(always)]
 unsafe fn take_local_frees(bin: *mut Bin) -> *mut u8 {
-    let b = heap::take_local_frees(bin);
-    if !b.is_null() {
-        (*bin).allocs += 1;
+    // SAFETY: `bin` is one of this thread's bins (this fn's contract), touched by no other
+    // thread.
+    unsafe {
+        let b = heap::take_local_frees(bin);
+        if !b.is_null() {
+            (*bin).allocs += 1;
+        }
+        b as *mut u8
     }
-    b as *mut u8
 }
 
 #[cold]
@@ -147,56 +151,81 @@ pub fn large_block(size: usize, align: usize, zero: bool) -> *mut u8 {
 pub unsafe fn free(p: *mut u8) {
     let off = crate::cage::offset(p as usize);
     if off >= crate::cage::limit() {
-        return free_outside_cage(p);
+        // SAFETY: the caller's promise, passed on.
+        return unsafe { free_outside_cage(p) };
     }
-    free_small(p, crate::cage::slab_at(off))
+    // SAFETY: `off` is inside the cage, whose page table entries all point to slab
+    // descriptors (the dead slab where nothing is formatted); the caller's promise on `p`.
+    unsafe { free_small(p, crate::cage::slab_at(off)) }
 }
 
 /// A pointer outside the cage: a SuperSlab mapped elsewhere (found in the registry), a large
 /// block, null, or no block of ours.
+///
+/// # Safety
+/// As for `free`.
 #[cold]
 #[inline(never)]
 unsafe fn free_outside_cage(p: *mut u8) {
     if superslab::contains(p as usize) {
-        free_small(p, superslab::slab_of(p as usize))
+        // SAFETY: `p` lies in a registered SuperSlab, so `slab_of` gives the descriptor of its
+        // page; the caller's promise on `p`.
+        unsafe { free_small(p, superslab::slab_of(p as usize)) }
     } else {
-        free_not_small(p, "free")
+        // SAFETY: the caller's promise, passed on.
+        unsafe { free_not_small(p, "free") }
     }
 }
 
 /// Frees `p`, which lies in slab `s`'s page of a SuperSlab: block check, double-free check,
 /// then the owner's local list or the remote path.
+///
+/// # Safety
+/// `s` is the descriptor the page table gives for `p`'s page (a slab of a mapped SuperSlab, or
+/// the dead slab), and `p` is as for `free`.
 #[inline(always)]
 unsafe fn free_small(p: *mut u8, s: *mut Slab) {
     let a = p as usize;
-    let k = (*s).index_of(a);
-    if k >= (*s).carved {
+    // SAFETY: `s` is a descriptor in a mapped SuperSlab or the dead slab (this fn's contract);
+    // descriptors are never unmapped, and `index_of`/`carved` only read it.
+    let k = unsafe { (*s).index_of(a) };
+    // SAFETY: as above.
+    if k >= unsafe { (*s).carved } {
         return report_invalid(p, "free");
     }
     let tc = thread_cache();
-    let h = (*tc).heap;
-    if (*s).heap.load(Relaxed) == h {
+    // SAFETY: `tc` is this thread's cache.
+    let h = unsafe { (*tc).heap };
+    // SAFETY: `heap` is atomic, readable from any thread.
+    if unsafe { (*s).heap.load(Relaxed) } == h {
         // The owner: onto the slab's local list (the bin takes it back when it runs dry), so
         // that free has one well-predicted branch whichever slab the block is in.
-        if freelist::is_tagged(a) {
-            return report_double_free(p);
-        }
-        freelist::set_tag(a);
-        freelist::set_next(a, (*s).local_free);
-        (*s).local_free = k;
-        (*((tc as *mut u8).add((*s).bin_offset as usize) as *mut Bin)).frees += 1;
-        debug_assert!(
-            (*s).used > 0,
-            "an owner's free into a slab with no block in use"
-        );
-        let used = (*s).used - 1;
-        (*s).used = used;
-        if used == 0 || (*s).flags & IN_FULL != 0 {
-            free_local_slow(h, s);
+        // SAFETY: `k < carved`, so `a` is a carved block of `s` (in mapped memory); this
+        // thread owns `s`, so the block's link and tag, the slab's owner-side fields and the
+        // bin at `bin_offset` of its own cache are touched by no other thread.
+        unsafe {
+            if freelist::is_tagged(a) {
+                return report_double_free(p);
+            }
+            freelist::set_tag(a);
+            freelist::set_next(a, (*s).local_free);
+            (*s).local_free = k;
+            (*((tc as *mut u8).add((*s).bin_offset as usize) as *mut Bin)).frees += 1;
+            debug_assert!(
+                (*s).used > 0,
+                "an owner's free into a slab with no block in use"
+            );
+            let used = (*s).used - 1;
+            (*s).used = used;
+            if used == 0 || (*s).flags & IN_FULL != 0 {
+                free_local_slow(h, s);
+            }
         }
         return;
     }
-    crate::remote::free_remote(tc, s, a, k)
+    // SAFETY: `tc` is this thread's cache, `s` a formatted slab (or the dead slab) and `a` a
+    // carved block of it with index `k`, as `free_remote` requires.
+    unsafe { crate::remote::free_remote(tc, s, a, k) }
 }
 
 /// A free of a block that is already free (or was carved but never handed out), as
@@ -211,12 +240,17 @@ pub fn report_double_free(p: *mut u8) {
     );
 }
 
+/// # Safety
+/// As for `heap::classify`: this thread owns `h`, and `s` belongs to it.
 #[cold]
 #[inline(never)]
 unsafe fn free_local_slow(h: *mut heap::Heap, s: *mut Slab) {
-    heap::classify(h, s);
+    // SAFETY: this fn's contract.
+    unsafe { heap::classify(h, s) };
 }
 
+/// # Safety
+/// As for `free`.
 #[cold]
 #[inline(never)]
 unsafe fn free_not_small(p: *mut u8, caller: &str) {
@@ -224,7 +258,9 @@ unsafe fn free_not_small(p: *mut u8, caller: &str) {
         return;
     }
     let e = os::errno();
-    if policy::checked() && !crate::check::large_free_ok(p) {
+    // SAFETY: the caller's promise on `p`; it is checked against the large records before
+    // anything is read through it.
+    if policy::checked() && !unsafe { crate::check::large_free_ok(p) } {
         return os::set_errno(e);
     }
     if !large::free(p) {
@@ -281,25 +317,34 @@ pub fn calloc(n: usize, m: usize) -> *mut u8 {
 }
 
 /// Bytes usable in block `p`, or None (after reporting) if `p` is not a block of ours.
+///
+/// # Safety
+/// As for `free`.
 unsafe fn usable(p: *mut u8, caller: &str) -> Option<usize> {
     let a = p as usize;
     if superslab::contains(a) {
         let s = superslab::slab_of(a);
-        if !(*s).holds_block(a) {
-            report_invalid(p, caller);
-            return None;
+        // SAFETY: `s` is the descriptor of `a`'s page in a registered SuperSlab (never
+        // unmapped); once `holds_block` passes, `a` is a carved block of it, live by the
+        // caller's promise.
+        unsafe {
+            if !(*s).holds_block(a) {
+                report_invalid(p, caller);
+                return None;
+            }
+            if policy::checked() {
+                return Some(crate::check::usable(s, a));
+            }
+            return Some((*s).block_size as usize);
         }
-        if policy::checked() {
-            return Some(crate::check::usable(s, a));
-        }
-        return Some((*s).block_size as usize);
     }
     let Some(u) = large::usable_size(p) else {
         report_invalid(p, caller);
         return None;
     };
     if policy::checked() {
-        return Some(crate::check::large_usable(p, u));
+        // SAFETY: `p` is a live large block of `u` usable bytes.
+        return Some(unsafe { crate::check::large_usable(p, u) });
     }
     Some(u)
 }
@@ -311,10 +356,12 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
         return malloc(n);
     }
     if n == 0 {
-        free(p);
+        // SAFETY: the caller's promise on `p`.
+        unsafe { free(p) };
         return ptr::null_mut();
     }
-    let Some(old) = usable(p, "realloc") else {
+    // SAFETY: the caller's promise on `p`.
+    let Some(old) = (unsafe { usable(p, "realloc") }) else {
         os::set_errno(libc::EINVAL);
         return ptr::null_mut();
     };
@@ -333,8 +380,12 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
     if q.is_null() {
         return q;
     }
-    ptr::copy_nonoverlapping(p, q, old.min(n));
-    free(p);
+    // SAFETY: `p` is live with `old` usable bytes and `q` is a new block of at least `n`
+    // bytes, distinct from `p`; then `p` is freed once, as the caller gave it up.
+    unsafe {
+        ptr::copy_nonoverlapping(p, q, old.min(n));
+        free(p);
+    }
     q
 }
 
@@ -342,7 +393,8 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
 /// As for `realloc`.
 pub unsafe fn reallocarray(p: *mut u8, n: usize, m: usize) -> *mut u8 {
     match n.checked_mul(m) {
-        Some(total) => realloc(p, total),
+        // SAFETY: the caller's promise, passed on.
+        Some(total) => unsafe { realloc(p, total) },
         None => {
             os::set_errno(libc::ENOMEM);
             ptr::null_mut()
@@ -376,7 +428,8 @@ pub unsafe fn posix_memalign(out: *mut *mut u8, align: usize, size: usize) -> i3
     if p.is_null() {
         return libc::ENOMEM;
     }
-    *out = p;
+    // SAFETY: `out` is valid for a write (this fn's contract).
+    unsafe { *out = p };
     0
 }
 
@@ -421,7 +474,8 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     if p.is_null() {
         return 0;
     }
-    usable(p, "malloc_usable_size").unwrap_or(0)
+    // SAFETY: the caller's promise, passed on.
+    unsafe { usable(p, "malloc_usable_size") }.unwrap_or(0)
 }
 
 /// Returns free memory to the OS now; the number of purge calls made.

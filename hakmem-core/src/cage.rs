@@ -99,9 +99,10 @@ pub fn limit() -> usize {
 /// `off < limit()`.
 #[inline(always)]
 pub unsafe fn slab_at(off: usize) -> *mut Slab {
-    // The table entries of a SuperSlab are written before it is published, and the table is
-    // mapped for the whole cage.
-    *((base() - TABLE_BYTES) as *const *mut Slab).add(off >> PAGE_SHIFT)
+    // SAFETY: `off < limit()` (this fn's contract), so the entry lies in the page table,
+    // which is mapped for the whole cage; the table entries of a SuperSlab are written before
+    // it is published.
+    unsafe { *((base() - TABLE_BYTES) as *const *mut Slab).add(off >> PAGE_SHIFT) }
 }
 
 /// Whether `a` lies in a published SuperSlab of the cage.
@@ -117,7 +118,9 @@ pub fn contains(a: usize) -> bool {
 pub unsafe fn set_page(ss: usize, j: usize, s: *const Slab) {
     let b = base();
     if b != 0 && ss >= b && ss < b + SIZE.load(Relaxed) {
-        *((b - TABLE_BYTES) as *mut *const Slab).add(((ss - b) >> PAGE_SHIFT) + j) = s;
+        // SAFETY: `ss` is a SuperSlab mapped in the cage (this fn's contract), so its page
+        // entries lie in the cage's page table, mapped for the whole cage.
+        unsafe { *((b - TABLE_BYTES) as *mut *const Slab).add(((ss - b) >> PAGE_SHIFT) + j) = s };
     }
 }
 

@@ -86,6 +86,9 @@ impl Keys {
 
 /// Writes (or, with `check`, compares) the canaries of block `a` at offsets `from..to`.
 /// Returns false at the first byte that differs.
+///
+/// # Safety
+/// `a + from..a + to` lies in a live block the caller holds (allocating or freeing it).
 unsafe fn canaries(a: usize, from: usize, to: usize, k: &Keys, check: bool) -> bool {
     let mut j = from;
     while j < to {
@@ -94,10 +97,13 @@ unsafe fn canaries(a: usize, from: usize, to: usize, k: &Keys, check: bool) -> b
         while j < end {
             let c = (w >> (8 * (j % 8))) as u8;
             let b = (a + j) as *mut u8;
-            if !check {
-                *b = c;
-            } else if *b != c {
-                return false;
+            // SAFETY: `from <= j < to`, inside the caller's block (this fn's contract).
+            unsafe {
+                if !check {
+                    *b = c;
+                } else if *b != c {
+                    return false;
+                }
             }
             j += 1;
         }
@@ -149,9 +155,14 @@ pub fn alloc(size: usize, c: usize) -> *mut u8 {
 pub unsafe fn free_checked(s: *mut Slab, a: usize) {
     let mut g = SHARED.lock();
     let h: *mut heap::Heap = &mut *g;
-    let i = (*s).block_index(a);
-    let word = (*s).check_bits.add(i / 64);
-    if *word & (1 << (i % 64)) == 0 {
+    // SAFETY: `s` is a shared-heap slab and `a` a block boundary of it (this fn's contract);
+    // the shared lock, held, guards its check bitmap (`capacity` bits, `i` below it).
+    let (i, word) = unsafe {
+        let i = (*s).block_index(a);
+        (i, (*s).check_bits.add(i / 64))
+    };
+    // SAFETY: as above.
+    if unsafe { *word } & (1 << (i % 64)) == 0 {
         drop(g);
         crate::alloc::report(
             a as *mut u8,
@@ -160,25 +171,39 @@ pub unsafe fn free_checked(s: *mut Slab, a: usize) {
         );
         return;
     }
-    if let Err(why) = small_size(s, a) {
+    // SAFETY: the bit says `a` is allocated, so it is a live checked block of `s`.
+    if let Err(why) = unsafe { small_size(s, a) } {
         drop(g);
         crate::alloc::report(a as *mut u8, "free", why);
         return;
     }
-    *word &= !(1 << (i % 64));
-    shared_free_locked(h, s, a);
+    // SAFETY: the shared lock is held; `s` belongs to the shared heap and `a` is a live block
+    // of it, as `shared_free_locked` requires; the lock guards the bitmap word.
+    unsafe {
+        *word &= !(1 << (i % 64));
+        shared_free_locked(h, s, a);
+    }
 }
 
 /// The requested size of checked small block `a` after checking its trailer and canaries.
+///
+/// # Safety
+/// `a` is a live checked block of formatted slab `s`.
 unsafe fn small_size(s: *mut Slab, a: usize) -> Result<usize, &'static str> {
-    let t = (*s).block_size as usize - TRAILER;
+    // SAFETY: `s` is a formatted slab (this fn's contract); `block_size` is fixed.
+    let t = unsafe { (*s).block_size as usize } - TRAILER;
     let k = Keys::of(a);
-    let size = (ptr::read_unaligned((a + t) as *const u32) as u64 ^ k.size_key()) as u32 as usize;
-    let tag = ptr::read_unaligned((a + t + 4) as *const u32);
+    // SAFETY: the trailer's 8 bytes at `a + t` lie inside the live block `a`.
+    let (size, tag) = unsafe {
+        let size =
+            (ptr::read_unaligned((a + t) as *const u32) as u64 ^ k.size_key()) as u32 as usize;
+        (size, ptr::read_unaligned((a + t + 4) as *const u32))
+    };
     if size > t || tag != k.tag(size) as u32 {
         return Err(OVERRUN_TRAILER);
     }
-    if !canaries(a, size, t, &k, true) {
+    // SAFETY: `size <= t`, so `a + size..a + t` lies inside the live block `a`.
+    if !unsafe { canaries(a, size, t, &k, true) } {
         return Err(OVERRUN_CANARY);
     }
     Ok(size)
@@ -189,8 +214,11 @@ unsafe fn small_size(s: *mut Slab, a: usize) -> Result<usize, &'static str> {
 /// # Safety
 /// `a` is a validated block boundary of `s`.
 pub unsafe fn usable(s: *mut Slab, a: usize) -> usize {
-    let t = (*s).block_size as usize - TRAILER;
-    let size = (ptr::read_unaligned((a + t) as *const u32) as u64 ^ Keys::of(a).size_key()) as u32;
+    // SAFETY: `s` is a formatted slab (this fn's contract); `block_size` is fixed.
+    let t = unsafe { (*s).block_size as usize } - TRAILER;
+    // SAFETY: the trailer at `a + t` lies inside block `a` (this fn's contract).
+    let size = (unsafe { ptr::read_unaligned((a + t) as *const u32) } as u64
+        ^ Keys::of(a).size_key()) as u32;
     (size as usize).min(t)
 }
 
@@ -226,11 +254,15 @@ pub unsafe fn large_size(p: *mut u8, u: usize) -> Result<usize, &'static str> {
     let a = p as usize;
     let t = u - LARGE_TRAILER;
     let k = Keys::of(a);
-    let size = (ptr::read_unaligned((a + t) as *const u64) ^ k.size_key()) as usize;
-    if size > t || ptr::read_unaligned((a + t + 8) as *const u64) != k.tag(size) {
+    // SAFETY: `p` is a live large block of `u` usable bytes (this fn's contract), so its
+    // 16-byte trailer at `a + t` is inside it.
+    let size = (unsafe { ptr::read_unaligned((a + t) as *const u64) } ^ k.size_key()) as usize;
+    // SAFETY: as above.
+    if size > t || unsafe { ptr::read_unaligned((a + t + 8) as *const u64) } != k.tag(size) {
         return Err(OVERRUN_TRAILER);
     }
-    if !canaries(a, size, t.min(size + LARGE_CANARY), &k, true) {
+    // SAFETY: `size <= t`, so the canaries lie inside the block.
+    if !unsafe { canaries(a, size, t.min(size + LARGE_CANARY), &k, true) } {
         return Err(OVERRUN_CANARY);
     }
     Ok(size)
@@ -246,7 +278,7 @@ pub unsafe fn large_free_ok(p: *mut u8) -> bool {
         return true;
     };
     // SAFETY: `p` is a live large block of `u` usable bytes (the table holds it).
-    match large_size(p, u) {
+    match unsafe { large_size(p, u) } {
         Ok(_) => true,
         Err(why) => {
             crate::alloc::report(p, "free", why);
@@ -262,5 +294,8 @@ pub unsafe fn large_free_ok(p: *mut u8) -> bool {
 pub unsafe fn large_usable(p: *mut u8, u: usize) -> usize {
     let a = p as usize;
     let t = u - LARGE_TRAILER;
-    ((ptr::read_unaligned((a + t) as *const u64) ^ Keys::of(a).size_key()) as usize).min(t)
+    // SAFETY: `p` is a live large block of `u` usable bytes (this fn's contract), so its
+    // trailer at `a + t` is inside it.
+    ((unsafe { ptr::read_unaligned((a + t) as *const u64) } ^ Keys::of(a).size_key()) as usize)
+        .min(t)
 }

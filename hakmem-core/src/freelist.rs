@@ -142,7 +142,9 @@ pub fn decode(word: u64, at: usize) -> u64 {
 /// `at` is a carved block of a slab (mapped, at least 16 bytes).
 #[inline(always)]
 pub unsafe fn next_of(at: usize) -> u64 {
-    decode(*(at as *const u64), at)
+    // SAFETY: `at` is a carved block (this fn's contract): mapped, 16-byte aligned, at least
+    // 16 bytes.
+    decode(unsafe { *(at as *const u64) }, at)
 }
 
 /// Writes the link of free block `at`.
@@ -151,7 +153,8 @@ pub unsafe fn next_of(at: usize) -> u64 {
 /// As for `next_of`; the block is free.
 #[inline(always)]
 pub unsafe fn set_next(at: usize, next: u64) {
-    *(at as *mut u64) = encode(next, at);
+    // SAFETY: as for `next_of`; the block is free, so its first word is ours to write.
+    unsafe { *(at as *mut u64) = encode(next, at) };
 }
 
 #[inline(always)]
@@ -165,14 +168,17 @@ pub fn tag() -> u64 {
 /// `at` is a carved block of a slab.
 #[inline(always)]
 pub unsafe fn is_tagged(at: usize) -> bool {
-    *((at + 8) as *const u64) == tag()
+    // SAFETY: `at` is a carved block (this fn's contract): its second word is mapped and
+    // aligned.
+    unsafe { *((at + 8) as *const u64) == tag() }
 }
 
 /// # Safety
 /// `at` is a carved block of a slab, now free.
 #[inline(always)]
 pub unsafe fn set_tag(at: usize) {
-    *((at + 8) as *mut u64) = tag();
+    // SAFETY: `at` is a carved block, now free (this fn's contract): its second word is ours.
+    unsafe { *((at + 8) as *mut u64) = tag() };
 }
 
 /// Clears the tag of a block being handed out.
@@ -181,7 +187,8 @@ pub unsafe fn set_tag(at: usize) {
 /// `at` is a carved block of a slab.
 #[inline(always)]
 pub unsafe fn clear_tag(at: usize) {
-    *((at + 8) as *mut u64) = 0;
+    // SAFETY: `at` is a carved block being handed out by its owner (this fn's contract).
+    unsafe { *((at + 8) as *mut u64) = 0 };
 }
 
 /// A link of slab `s` names no block of it: the list was overwritten. Stops the process.
@@ -195,11 +202,16 @@ pub unsafe fn clear_tag(at: usize) {
 pub unsafe fn corrupt(s: *const Slab, at: usize, bad: u64) -> ! {
     let mut at = at;
     if at == 0 {
-        for i in 0..(*s).carved {
-            let b = (*s).block_at(i);
-            if next_of(b) == bad {
-                at = b;
-                break;
+        // SAFETY: `s` is a formatted slab (this fn's contract); every index below `carved` is
+        // a carved block in mapped memory. Some are user-held, so this reads user data, which
+        // may race with the program's own writes: harmless here, the process is stopping.
+        unsafe {
+            for i in 0..(*s).carved {
+                let b = (*s).block_at(i);
+                if next_of(b) == bad {
+                    at = b;
+                    break;
+                }
             }
         }
     }
@@ -209,16 +221,20 @@ pub unsafe fn corrupt(s: *const Slab, at: usize, bad: u64) -> ! {
     } else {
         core::fmt::Write::write_fmt(&mut where_, format_args!("handed out last"))
     };
-    crate::hk_eprint!(
-        "hakmem: heap corruption detected: the free-list link in the block {} (size class {}, \
-         {}-byte blocks, slab {:#x}) decodes to {:#x}, not a free block of that slab (an overflow \
-         into a free block, or a write after free); aborting\n",
-        core::str::from_utf8(where_.as_bytes()).unwrap_or("?"),
-        (*s).class,
-        (*s).block_size,
-        (*s).start,
-        bad
-    );
+    // SAFETY: `s` is a formatted slab descriptor, never unmapped (this fn's contract); the
+    // message reads its class, block size and start.
+    unsafe {
+        crate::hk_eprint!(
+            "hakmem: heap corruption detected: the free-list link in the block {} (size class {}, \
+             {}-byte blocks, slab {:#x}) decodes to {:#x}, not a free block of that slab (an overflow \
+             into a free block, or a write after free); aborting\n",
+            core::str::from_utf8(where_.as_bytes()).unwrap_or("?"),
+            (*s).class,
+            (*s).block_size,
+            (*s).start,
+            bad
+        );
+    }
     os::abort()
 }
 

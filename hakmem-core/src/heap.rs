@@ -96,34 +96,56 @@ impl Default for Heap {
 /// `bin` belongs to the caller (its thread's bins, or a heap it owns).
 #[inline(always)]
 pub unsafe fn pop(bin: *mut Bin) -> *mut Block {
-    let i = (*bin).free;
-    if i >= (*bin).limit {
+    // SAFETY: the caller owns `bin` (this fn's contract), so no other thread touches it.
+    let i = unsafe { (*bin).free };
+    // SAFETY: as above.
+    if i >= unsafe { (*bin).limit } {
         return ptr::null_mut();
     }
-    let a = (*bin)
-        .start
-        .wrapping_add(i.wrapping_mul((*bin).block_size) as usize);
-    (*bin).free = freelist::next_of(a);
-    freelist::clear_tag(a);
+    // SAFETY: as above.
+    let a = unsafe {
+        (*bin)
+            .start
+            .wrapping_add(i.wrapping_mul((*bin).block_size) as usize)
+    };
+    // SAFETY: `i < limit`, so `a` is a carved block of the bin's slab (mapped, never unmapped)
+    // and free: its link and tag are the bin's to read and rewrite.
+    unsafe {
+        (*bin).free = freelist::next_of(a);
+        freelist::clear_tag(a);
+    }
     a as *mut Block
 }
 
 /// `pop` for the slow paths: a bad next index is reported here.
+///
+/// # Safety
+/// `bin` belongs to the caller (its thread's bins, or a heap it owns).
 unsafe fn pop_checked(bin: *mut Bin) -> *mut Block {
-    let b = pop(bin);
-    if b.is_null() {
-        check_bin(bin);
+    // SAFETY: the caller owns `bin` (this fn's contract), as `pop` and `check_bin` require.
+    unsafe {
+        let b = pop(bin);
+        if b.is_null() {
+            check_bin(bin);
+        }
+        b
     }
-    b
 }
 
 /// Stops the process if the bin's next index is neither a block nor NIL: the link it came from
 /// was overwritten.
+///
+/// # Safety
+/// `bin` belongs to the caller (its thread's bins, or a heap it owns).
 #[inline]
 unsafe fn check_bin(bin: *mut Bin) {
-    let s = (*bin).slab;
-    if !s.is_null() && (*bin).free != NIL && (*bin).free >= (*bin).limit {
-        freelist::corrupt(s, 0, (*bin).free);
+    // SAFETY: the caller owns `bin` (this fn's contract); its slab, when set, is a formatted
+    // slab of a mapped SuperSlab, which `corrupt` only reads before stopping the process.
+    unsafe {
+        let s = (*bin).slab;
+        if !s.is_null() && (*bin).free != NIL && (*bin).free >= (*bin).limit {
+            freelist::corrupt(s, 0, (*bin).free);
+        }
     }
 }
 
@@ -140,63 +162,92 @@ fn batch_for(c: usize) -> u32 {
 /// `bin` belongs to the caller (its thread's bins, or a heap it owns).
 #[inline(always)]
 pub unsafe fn take_local_frees(bin: *mut Bin) -> *mut Block {
-    let s = (*bin).slab;
-    if s.is_null() || (*bin).free != NIL {
+    // SAFETY: the caller owns `bin` (this fn's contract).
+    let s = unsafe { (*bin).slab };
+    // SAFETY: as above.
+    if s.is_null() || unsafe { (*bin).free } != NIL {
         return ptr::null_mut();
     }
-    let h = (*s).local_free;
+    // SAFETY: `s` is the bin's current slab, so the caller's heap owns it: its owner-side
+    // fields (`local_free`, `used`, `carved`) are touched by no other thread.
+    let h = unsafe { (*s).local_free };
     if h == NIL {
         return ptr::null_mut();
     }
     // Every carved block is now user-held, in the bin, or a remote free not yet collected
     // (which `used` still counts).
-    (*s).local_free = NIL;
-    (*s).used = (*s).carved as u32;
-    (*bin).free = h;
-    pop(bin)
+    // SAFETY: as above, and the caller owns `bin`.
+    unsafe {
+        (*s).local_free = NIL;
+        (*s).used = (*s).carved as u32;
+        (*bin).free = h;
+        pop(bin)
+    }
 }
 
 /// Prepares a pool slab for class `c` in `heap`.
+///
+/// # Safety
+/// `s` was just taken from the slab cache or pool by the caller, who owns `heap`: no other
+/// thread can reach `s` until its `heap` field is published (last, with Release).
 unsafe fn format_slab(s: *mut Slab, c: usize, heap: *mut Heap) {
     let bs = class_size(c) as u32;
     let (inv, shift) = index_magic(bs);
-    (*s).block_size = bs;
-    (*s).inv = inv;
-    (*s).shift = shift;
-    (*s).class = c as u8;
-    (*s).bin_offset = (c * crate::tls::BIN_BYTES) as u16;
-    (*s).flags = 0;
-    (*s).used = 0;
-    (*s).carved = 0;
-    (*s).capacity = (superslab::slab_bytes(s) / bs as usize) as u32;
-    (*s).local_free = NIL;
-    (*s).thread_free.store(0, Relaxed);
-    (*s).next_remote.store(ptr::null_mut(), Relaxed);
-    if !(*s).check_bits.is_null() {
-        ptr::write_bytes(
-            (*s).check_bits as *mut u8,
-            0,
-            (*s).capacity.div_ceil(8) as usize,
-        );
+    // SAFETY: `s` is a slab header of a mapped SuperSlab (never unmapped) that only the caller
+    // can reach (this fn's contract); `check_bits`, when set, points to its bitmap of
+    // `capacity.div_ceil(8)` bytes.
+    unsafe {
+        (*s).block_size = bs;
+        (*s).inv = inv;
+        (*s).shift = shift;
+        (*s).class = c as u8;
+        (*s).bin_offset = (c * crate::tls::BIN_BYTES) as u16;
+        (*s).flags = 0;
+        (*s).used = 0;
+        (*s).carved = 0;
+        (*s).capacity = (superslab::slab_bytes(s) / bs as usize) as u32;
+        (*s).local_free = NIL;
+        (*s).thread_free.store(0, Relaxed);
+        (*s).next_remote.store(ptr::null_mut(), Relaxed);
+        if !(*s).check_bits.is_null() {
+            ptr::write_bytes(
+                (*s).check_bits as *mut u8,
+                0,
+                (*s).capacity.div_ceil(8) as usize,
+            );
+        }
+        (*s).heap.store(heap, Release);
     }
-    (*s).heap.store(heap, Release);
 }
 
 /// Makes `s` the current slab of class `c`: all its free blocks move into the bin.
+///
+/// # Safety
+/// The caller owns `heap`, and `s` is a formatted slab of class `c` that belongs to it and is
+/// on none of its lists.
 unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
-    let mut list = (*s).local_free;
-    (*s).local_free = NIL;
-    let r = (*s).take_remote_keep_flag();
-    if r != NIL {
-        let (_, tail) = list_len_tail(s, r);
-        freelist::set_next(tail, list);
-        list = r;
-    }
+    // SAFETY: `s` belongs to the caller's heap (this fn's contract), so its owner-side fields
+    // and its free blocks' links are the caller's; `thread_free` is taken atomically.
+    let mut list = unsafe {
+        let mut list = (*s).local_free;
+        (*s).local_free = NIL;
+        let r = (*s).take_remote_keep_flag();
+        if r != NIL {
+            let (_, tail) = list_len_tail(s, r);
+            freelist::set_next(tail, list);
+            list = r;
+        }
+        list
+    };
     if list == NIL {
-        list = Slab::carve(s, batch_for(c));
+        // SAFETY: as above; `carve` takes the raw slab pointer of a slab the caller owns.
+        list = unsafe { Slab::carve(s, batch_for(c)) };
     }
-    (*s).used = (*s).carved as u32; // every carved block is now user-held or in the bin
-    (*Heap::bins(heap))[c].set(s, list);
+    // SAFETY: as above, and the caller owns `heap`, so its bins too.
+    unsafe {
+        (*s).used = (*s).carved as u32; // every carved block is now user-held or in the bin
+        (*Heap::bins(heap))[c].set(s, list);
+    }
 }
 
 /// Finds a block of class `c` for `heap` when its bin is empty, refilling the bin.
@@ -205,54 +256,74 @@ unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
 /// # Safety
 /// The caller owns `heap` (its thread, or the shared lock).
 pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
-    let bin: *mut Bin = &mut (*Heap::bins(heap))[c];
-    let cur = (*bin).slab;
+    // SAFETY: the caller owns `heap` (this fn's contract), hence its bins.
+    let bin: *mut Bin = unsafe { &mut (*Heap::bins(heap))[c] };
+    // SAFETY: as above.
+    let cur = unsafe { (*bin).slab };
     if !cur.is_null() {
-        check_bin(bin);
-        let b = take_local_frees(bin);
-        if !b.is_null() {
-            return b;
-        }
-        check_bin(bin);
-        let r = (*cur).take_remote_keep_flag();
-        if r != NIL {
-            (*bin).free = r;
-            return pop_checked(bin);
-        }
-        if (*cur).carved < (*cur).capacity as u64 {
-            let head = Slab::carve(cur, batch_for(c));
-            (*cur).used = (*cur).carved as u32;
-            (*bin).set(cur, head);
-            return pop_checked(bin);
-        }
-        (*cur).flags |= IN_FULL;
-        (*bin).clear();
-    }
-    loop {
-        let mut s = (*heap).partial[c].pop();
-        if s.is_null() {
-            s = (*heap).empty[c].pop();
-        }
-        if !s.is_null() {
-            (*s).flags &= !(IN_PARTIAL | IN_EMPTY);
-            install(heap, c, s);
-            let b = pop_checked(bin);
+        // SAFETY: the caller owns `bin`, and `cur`, its current slab, belongs to the caller's
+        // heap: its owner-side fields are the caller's, `thread_free` is taken atomically, and
+        // `carve` takes the raw pointer of a slab the caller owns.
+        unsafe {
+            check_bin(bin);
+            let b = take_local_frees(bin);
             if !b.is_null() {
                 return b;
             }
+            check_bin(bin);
+            let r = (*cur).take_remote_keep_flag();
+            if r != NIL {
+                (*bin).free = r;
+                return pop_checked(bin);
+            }
+            if (*cur).carved < (*cur).capacity as u64 {
+                let head = Slab::carve(cur, batch_for(c));
+                (*cur).used = (*cur).carved as u32;
+                (*bin).set(cur, head);
+                return pop_checked(bin);
+            }
+            (*cur).flags |= IN_FULL;
+            (*bin).clear();
+        }
+    }
+    loop {
+        // SAFETY: the caller owns `heap`, so its partial and empty lists; the slabs on them
+        // belong to it and are formatted for class `c`.
+        let mut s = unsafe { (*heap).partial[c].pop() };
+        if s.is_null() {
+            // SAFETY: as above.
+            s = unsafe { (*heap).empty[c].pop() };
+        }
+        if !s.is_null() {
+            // SAFETY: `s` belongs to the caller's heap and is now on none of its lists, as
+            // `install` requires; the caller owns `bin`.
+            unsafe {
+                (*s).flags &= !(IN_PARTIAL | IN_EMPTY);
+                install(heap, c, s);
+                let b = pop_checked(bin);
+                if !b.is_null() {
+                    return b;
+                }
+            }
             continue;
         }
-        if !drain_remote(heap) {
+        // SAFETY: the caller owns `heap`.
+        if !unsafe { drain_remote(heap) } {
             break;
         }
     }
-    let s = (*heap).slab_cache.take(kind_of(c));
+    // SAFETY: the caller owns `heap`, so its slab cache.
+    let s = unsafe { (*heap).slab_cache.take(kind_of(c)) };
     if s.is_null() {
         return ptr::null_mut();
     }
-    format_slab(s, c, heap);
-    install(heap, c, s);
-    pop_checked(bin)
+    // SAFETY: `s` just left the slab cache, so only this thread can reach it until
+    // `format_slab` publishes its heap; then it belongs to the caller's heap, on no list.
+    unsafe {
+        format_slab(s, c, heap);
+        install(heap, c, s);
+        pop_checked(bin)
+    }
 }
 
 /// Collects the blocks other threads freed into the slabs of `heap`. Returns whether any came.
@@ -260,39 +331,54 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
 /// # Safety
 /// The caller owns `heap`.
 pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
-    let mut s = remote_list::take_queue(&(*heap).remote_slabs);
+    // SAFETY: `heap` is valid (this fn's contract); the queue head is atomic.
+    let mut s = unsafe { remote_list::take_queue(&(*heap).remote_slabs) };
     let mut any = false;
     if !s.is_null() {
-        (*heap).stat_drains += 1;
+        // SAFETY: the caller owns `heap`, so its counters.
+        unsafe { (*heap).stat_drains += 1 };
     }
     while !s.is_null() {
-        (*heap).stat_drained_slabs += 1;
+        // SAFETY: as above.
+        unsafe { (*heap).stat_drained_slabs += 1 };
         // Read the link first: once NOTIFIED is cleared, a remote free may queue `s` again.
-        debug_assert!(
-            (*s).thread_free.load(Relaxed) & NOTIFIED != 0,
-            "a queued slab has NOTIFIED set until its consumer clears it"
-        );
-        debug_assert!(
-            (*s).heap.load(Relaxed) == heap,
-            "a slab queued on a heap it does not belong to"
-        );
-        let next = remote_list::next(s);
-        let list = remote_list::take_and_clear(&(*s).thread_free);
+        // SAFETY: `s` came off the heap's remote queue, so it is a formatted slab of a mapped
+        // SuperSlab (never unmapped) that belongs to `heap`; its atomics may be read by anyone.
+        unsafe {
+            debug_assert!(
+                (*s).thread_free.load(Relaxed) & NOTIFIED != 0,
+                "a queued slab has NOTIFIED set until its consumer clears it"
+            );
+            debug_assert!(
+                (*s).heap.load(Relaxed) == heap,
+                "a slab queued on a heap it does not belong to"
+            );
+        }
+        // SAFETY: as above; NOTIFIED is still set, so no remote free re-queues `s` (and
+        // rewrites its link) before it is read.
+        let next = unsafe { remote_list::next(s) };
+        // SAFETY: as above; `thread_free` is taken atomically.
+        let list = unsafe { remote_list::take_and_clear(&(*s).thread_free) };
         if list != NIL {
             any = true;
-            let (n, tail) = list_len_tail(s, list);
-            (*heap).stat_drained_blocks += n as u64;
-            let bin = &mut (*Heap::bins(heap))[(*s).class as usize];
-            if bin.slab == s {
-                freelist::set_next(tail, bin.free);
-                bin.free = list;
-            } else {
-                freelist::set_next(tail, (*s).local_free);
-                (*s).local_free = list;
-                (*s).used -= n;
+            // SAFETY: `s` belongs to the caller's heap, so its owner-side fields, its bin and
+            // the links of the blocks just taken from its remote list are the caller's.
+            unsafe {
+                let (n, tail) = list_len_tail(s, list);
+                (*heap).stat_drained_blocks += n as u64;
+                let bin = &mut (*Heap::bins(heap))[(*s).class as usize];
+                if bin.slab == s {
+                    freelist::set_next(tail, bin.free);
+                    bin.free = list;
+                } else {
+                    freelist::set_next(tail, (*s).local_free);
+                    (*s).local_free = list;
+                    (*s).used -= n;
+                }
             }
         }
-        classify(heap, s);
+        // SAFETY: the caller owns `heap` and `s` belongs to it.
+        unsafe { classify(heap, s) };
         s = next;
     }
     any
@@ -304,47 +390,59 @@ pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
 /// # Safety
 /// The caller owns `heap`, and `s` belongs to it.
 pub unsafe fn classify(heap: *mut Heap, s: *mut Slab) {
-    debug_assert!(
-        (*s).heap.load(Relaxed) == heap,
-        "a heap classifies a slab it does not own"
-    );
-    debug_assert!((*s).used as u64 <= (*s).carved && (*s).carved <= (*s).capacity as u64);
-    let c = (*s).class as usize;
-    if (*Heap::bins(heap))[c].slab == s {
-        return;
-    }
-    if (*s).used == 0 && (*s).thread_free.load(Acquire) == 0 {
-        if (*s).flags & IN_PARTIAL != 0 {
-            (*heap).partial[c].remove(s);
+    // SAFETY: the caller owns `heap` and `s` belongs to it (this fn's contract): the heap's
+    // bins and lists and the slab's owner-side fields are the caller's alone; `thread_free`
+    // is read atomically.
+    unsafe {
+        debug_assert!(
+            (*s).heap.load(Relaxed) == heap,
+            "a heap classifies a slab it does not own"
+        );
+        debug_assert!((*s).used as u64 <= (*s).carved && (*s).carved <= (*s).capacity as u64);
+        let c = (*s).class as usize;
+        if (*Heap::bins(heap))[c].slab == s {
+            return;
         }
-        (*s).flags &= !(IN_PARTIAL | IN_FULL);
-        retire(heap, s);
-    } else if !(*s).has_local_space() {
-        if (*s).flags & IN_PARTIAL != 0 {
-            (*heap).partial[c].remove(s);
-            (*s).flags &= !IN_PARTIAL;
-        }
-        (*s).flags |= IN_FULL;
-    } else {
-        (*s).flags &= !IN_FULL;
-        if (*s).flags & IN_PARTIAL == 0 {
-            (*s).flags |= IN_PARTIAL;
-            (*heap).partial[c].push_back(s);
+        if (*s).used == 0 && (*s).thread_free.load(Acquire) == 0 {
+            if (*s).flags & IN_PARTIAL != 0 {
+                (*heap).partial[c].remove(s);
+            }
+            (*s).flags &= !(IN_PARTIAL | IN_FULL);
+            retire(heap, s);
+        } else if !(*s).has_local_space() {
+            if (*s).flags & IN_PARTIAL != 0 {
+                (*heap).partial[c].remove(s);
+                (*s).flags &= !IN_PARTIAL;
+            }
+            (*s).flags |= IN_FULL;
+        } else {
+            (*s).flags &= !IN_FULL;
+            if (*s).flags & IN_PARTIAL == 0 {
+                (*s).flags |= IN_PARTIAL;
+                (*heap).partial[c].push_back(s);
+            }
         }
     }
 }
 
 /// An empty slab: keep a few per class in the heap (HAKMEM_TCACHE), give the rest to the pool.
+///
+/// # Safety
+/// The caller owns `heap`; `s` belongs to it, is empty, on no partial list and not current.
 unsafe fn retire(heap: *mut Heap, s: *mut Slab) {
-    let c = (*s).class as usize;
-    if (*s).flags & IN_EMPTY != 0 {
-        return;
-    }
-    if (*heap).empty[c].len < policy::get(policy::Opt::Tcache) as usize {
-        (*s).flags |= IN_EMPTY;
-        (*heap).empty[c].push(s);
-    } else {
-        (*heap).slab_cache.put(s);
+    // SAFETY: this fn's contract: the heap's lists and cache and the slab's owner-side fields
+    // are the caller's alone.
+    unsafe {
+        let c = (*s).class as usize;
+        if (*s).flags & IN_EMPTY != 0 {
+            return;
+        }
+        if (*heap).empty[c].len < policy::get(policy::Opt::Tcache) as usize {
+            (*s).flags |= IN_EMPTY;
+            (*heap).empty[c].push(s);
+        } else {
+            (*heap).slab_cache.put(s);
+        }
     }
 }
 
@@ -357,26 +455,38 @@ pub unsafe fn attach(tc: *mut ThreadCache) -> *mut Heap {
         let mut p = POOL.lock();
         let h = p.dead_heaps;
         if !h.is_null() {
-            p.dead_heaps = (*h).next_dead;
-            (*h).slab_cache.unpark(&mut p);
+            // SAFETY: a parked heap is owned by the pool lock, held here; taking it off the
+            // dead list makes it this thread's.
+            unsafe {
+                p.dead_heaps = (*h).next_dead;
+                (*h).slab_cache.unpark(&mut p);
+            }
             h
         } else {
             let h = p.alloc_meta(core::mem::size_of::<Heap>()) as *mut Heap;
             if h.is_null() {
                 return h;
             }
-            ptr::write(h, Heap::new());
-            (*h).next_all = p.all_heaps;
+            // SAFETY: `h` is fresh metadata of `size_of::<Heap>()` bytes (mmap'd, suitably
+            // aligned, never freed) that nothing else refers to yet.
+            unsafe {
+                ptr::write(h, Heap::new());
+                (*h).next_all = p.all_heaps;
+            }
             p.all_heaps = h;
             h
         }
     };
-    (*heap).bins = &mut (*tc).bins;
-    (*heap).remote_ctr = &mut (*tc).remote_frees;
-    (*heap).attached = true;
-    (*tc).heap = heap;
-    (*tc).state = STATE_ACTIVE;
-    crate::init::register_thread_exit(heap);
+    // SAFETY: `heap` is now this thread's alone; `tc` is the calling thread's cache (this fn's
+    // contract), alive as long as the thread, and the heap is detached before it dies.
+    unsafe {
+        (*heap).bins = &mut (*tc).bins;
+        (*heap).remote_ctr = &mut (*tc).remote_frees;
+        (*heap).attached = true;
+        (*tc).heap = heap;
+        (*tc).state = STATE_ACTIVE;
+        crate::init::register_thread_exit(heap);
+    }
     heap
 }
 
@@ -388,46 +498,66 @@ pub unsafe fn attach(tc: *mut ThreadCache) -> *mut Heap {
 /// Called on the owning thread, once, from its exit handler.
 pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
     for c in 0..NUM_CLASSES {
-        let bin = &mut (*tc).bins[c];
-        (*heap).stat_allocs[c] += bin.allocs;
-        (*heap).stat_frees[c] += bin.frees;
-        (*heap).stat_remote[c] += (*tc).remote_frees[c];
-        bin.allocs = 0;
-        bin.frees = 0;
-        (*tc).remote_frees[c] = 0;
-        let s = bin.slab;
+        // SAFETY: called on the owning thread (this fn's contract): `tc` is its live cache
+        // and `heap` its heap, touched by no other thread but for the atomic remote queue.
+        let (bin, s) = unsafe {
+            let bin = &mut (*tc).bins[c];
+            (*heap).stat_allocs[c] += bin.allocs;
+            (*heap).stat_frees[c] += bin.frees;
+            (*heap).stat_remote[c] += (*tc).remote_frees[c];
+            bin.allocs = 0;
+            bin.frees = 0;
+            (*tc).remote_frees[c] = 0;
+            let s = bin.slab;
+            (bin, s)
+        };
         if s.is_null() {
             continue;
         }
         let list = bin.free;
         bin.clear();
         if list != NIL {
-            let (n, tail) = list_len_tail(s, list);
-            freelist::set_next(tail, (*s).local_free);
-            (*s).local_free = list;
-            (*s).used -= n;
-        }
-        classify(heap, s);
-    }
-    (*heap).bins = ptr::null_mut();
-    (*heap).remote_ctr = ptr::null_mut();
-    (*heap).attached = false;
-    drain_remote(heap);
-    for c in 0..NUM_CLASSES {
-        loop {
-            let s = (*heap).empty[c].pop();
-            if s.is_null() {
-                break;
+            // SAFETY: `s` was the bin's current slab, so it belongs to `heap`: its owner-side
+            // fields and the links of the bin's free blocks are this thread's.
+            unsafe {
+                let (n, tail) = list_len_tail(s, list);
+                freelist::set_next(tail, (*s).local_free);
+                (*s).local_free = list;
+                (*s).used -= n;
             }
-            (*s).flags &= !IN_EMPTY;
-            (*heap).slab_cache.put(s);
+        }
+        // SAFETY: this thread owns `heap` and `s` belongs to it.
+        unsafe { classify(heap, s) };
+    }
+    // SAFETY: this thread owns `heap`, its lists, slab cache and the slabs on them.
+    unsafe {
+        (*heap).bins = ptr::null_mut();
+        (*heap).remote_ctr = ptr::null_mut();
+        (*heap).attached = false;
+        drain_remote(heap);
+        for c in 0..NUM_CLASSES {
+            loop {
+                let s = (*heap).empty[c].pop();
+                if s.is_null() {
+                    break;
+                }
+                (*s).flags &= !IN_EMPTY;
+                (*heap).slab_cache.put(s);
+            }
         }
     }
-    (*tc).heap = ptr::null_mut();
-    (*tc).state = STATE_DEAD;
+    // SAFETY: `tc` is the calling thread's live cache.
+    unsafe {
+        (*tc).heap = ptr::null_mut();
+        (*tc).state = STATE_DEAD;
+    }
     let mut p = POOL.lock();
-    (*heap).slab_cache.park(&mut p);
-    (*heap).next_dead = p.dead_heaps;
+    // SAFETY: this thread still owns `heap`; once on the dead list (pool lock held) it is the
+    // pool's.
+    unsafe {
+        (*heap).slab_cache.park(&mut p);
+        (*heap).next_dead = p.dead_heaps;
+    }
     p.dead_heaps = heap;
 }
 
@@ -444,9 +574,11 @@ pub fn shared_ptr() -> *mut Heap {
 /// # Safety
 /// The caller owns `heap`.
 pub unsafe fn pop_or_refill(heap: *mut Heap, c: usize) -> *mut Block {
-    let b = pop(&mut (*Heap::bins(heap))[c]);
+    // SAFETY: the caller owns `heap` (this fn's contract), hence its bins.
+    let b = unsafe { pop(&mut (*Heap::bins(heap))[c]) };
     if b.is_null() {
-        refill(heap, c)
+        // SAFETY: as above.
+        unsafe { refill(heap, c) }
     } else {
         b
     }
@@ -472,12 +604,17 @@ pub fn shared_alloc(c: usize) -> *mut u8 {
 /// # Safety
 /// The shared lock is held; `s` belongs to the shared heap and `a` is a live block of it.
 pub unsafe fn shared_free_locked(heap: *mut Heap, s: *mut Slab, a: usize) {
-    (*heap).stat_frees[(*s).class as usize] += 1;
-    freelist::set_tag(a);
-    freelist::set_next(a, (*s).local_free);
-    (*s).local_free = (*s).index_of(a);
-    (*s).used -= 1;
-    if (*s).used == 0 || (*s).flags & IN_FULL != 0 {
-        classify(heap, s);
+    // SAFETY: the shared lock is held and `s` belongs to the shared heap (this fn's contract),
+    // so the heap and the slab's owner-side fields are this thread's; `a` is a live block of
+    // `s`, so its link word is ours to write.
+    unsafe {
+        (*heap).stat_frees[(*s).class as usize] += 1;
+        freelist::set_tag(a);
+        freelist::set_next(a, (*s).local_free);
+        (*s).local_free = (*s).index_of(a);
+        (*s).used -= 1;
+        if (*s).used == 0 || (*s).flags & IN_FULL != 0 {
+            classify(heap, s);
+        }
     }
 }

@@ -63,10 +63,18 @@ pub fn register_thread_exit(heap: *mut Heap) {
     }
 }
 
+/// The pthread key destructor: detaches the exiting thread's heap.
+///
+/// # Safety
+/// Called by libc on the exiting thread, once, with the value `register_thread_exit` stored.
 unsafe extern "C" fn on_thread_exit(arg: *mut libc::c_void) {
     let tc = thread_cache();
     let heap = arg as *mut Heap;
-    if !heap.is_null() && (*tc).heap == heap {
-        heap::detach(tc, heap);
+    // SAFETY: `tc` is this thread's cache, still alive in the key destructor; when `heap` is
+    // its heap, this is its exit handler, run once (this fn's contract), as `detach` requires.
+    unsafe {
+        if !heap.is_null() && (*tc).heap == heap {
+            heap::detach(tc, heap);
+        }
     }
 }

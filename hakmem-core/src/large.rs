@@ -67,6 +67,11 @@ fn hash(p: usize) -> usize {
 }
 
 impl Large {
+    /// The slot of `p`'s entry, if any.
+    ///
+    /// # Safety
+    /// `self` is the guarded table (its lock is held), so `table` holds `cap` entries (a power
+    /// of two), less than half of them used.
     unsafe fn find(&self, p: usize) -> Option<usize> {
         if self.cap == 0 {
             return None;
@@ -74,7 +79,8 @@ impl Large {
         let mask = self.cap - 1;
         let mut i = hash(p) & mask;
         loop {
-            let e = *self.table.add(i);
+            // SAFETY: `i <= mask < cap`, inside the table (this fn's contract).
+            let e = unsafe { *self.table.add(i) };
             if e.ptr == p {
                 return Some(i);
             }
@@ -85,20 +91,33 @@ impl Large {
         }
     }
 
+    /// Adds `e`, growing the table when half full; false when that fails.
+    ///
+    /// # Safety
+    /// As for `find`.
     unsafe fn insert(&mut self, e: Entry) -> bool {
-        if (self.count + 1) * 2 > self.cap && !self.grow() {
+        // SAFETY: the caller holds the lock (this fn's contract).
+        if (self.count + 1) * 2 > self.cap && !unsafe { self.grow() } {
             return false;
         }
         let mask = self.cap - 1;
         let mut i = hash(e.ptr) & mask;
-        while (*self.table.add(i)).ptr != 0 {
-            i = (i + 1) & mask;
+        // SAFETY: every index is masked below `cap`, inside the table; the table is less than
+        // half full, so the probe ends at an empty slot.
+        unsafe {
+            while (*self.table.add(i)).ptr != 0 {
+                i = (i + 1) & mask;
+            }
+            *self.table.add(i) = e;
         }
-        *self.table.add(i) = e;
         self.count += 1;
         true
     }
 
+    /// Doubles the table (256 entries at first) and rehashes; false when out of memory.
+    ///
+    /// # Safety
+    /// As for `find`.
     unsafe fn grow(&mut self) -> bool {
         let cap = if self.cap == 0 { 256 } else { self.cap * 2 };
         let t = os::map(cap * core::mem::size_of::<Entry>(), false) as *mut Entry;
@@ -110,27 +129,38 @@ impl Large {
         self.cap = cap;
         self.count = 0;
         for i in 0..old_cap {
-            let e = *old.add(i);
-            if e.ptr != 0 {
-                self.insert(e);
+            // SAFETY: `i < old_cap`, inside the old table, still mapped; the new one has room
+            // for every old entry at under half load, so `insert` does not grow again.
+            unsafe {
+                let e = *old.add(i);
+                if e.ptr != 0 {
+                    self.insert(e);
+                }
             }
         }
         if !old.is_null() {
-            os::unmap(old as *mut u8, old_cap * core::mem::size_of::<Entry>());
+            // SAFETY: the old table was mapped with this length and nothing refers to it now.
+            unsafe { os::unmap(old as *mut u8, old_cap * core::mem::size_of::<Entry>()) };
         }
         true
     }
 
     /// Removes slot `i` (linear probing with backward-shift deletion: no tombstones).
+    ///
+    /// # Safety
+    /// As for `find`, and `i < cap` is a used slot.
     unsafe fn remove_at(&mut self, mut i: usize) -> Entry {
         let mask = self.cap - 1;
-        let e = *self.table.add(i);
-        *self.table.add(i) = EMPTY;
+        // SAFETY: `i < cap` (this fn's contract), inside the table.
+        let e = unsafe { *self.table.add(i) };
+        // SAFETY: as above.
+        unsafe { *self.table.add(i) = EMPTY };
         self.count -= 1;
         let mut j = i;
         loop {
             j = (j + 1) & mask;
-            let f = *self.table.add(j);
+            // SAFETY: `j` is masked below `cap`, inside the table.
+            let f = unsafe { *self.table.add(j) };
             if f.ptr == 0 {
                 break;
             }
@@ -142,8 +172,11 @@ impl Large {
                 i < home || home <= j
             };
             if !in_range {
-                *self.table.add(i) = f;
-                *self.table.add(j) = EMPTY;
+                // SAFETY: `i` and `j` are both masked below `cap`, inside the table.
+                unsafe {
+                    *self.table.add(i) = f;
+                    *self.table.add(j) = EMPTY;
+                }
                 i = j;
             }
         }
@@ -533,5 +566,6 @@ pub fn lock_for_fork() {
 /// # Safety
 /// After `lock_for_fork`, in the parent or the child of fork.
 pub unsafe fn unlock_after_fork() {
-    LARGE.force_unlock();
+    // SAFETY: the caller's promise: this process holds the lock from `lock_for_fork`.
+    unsafe { LARGE.force_unlock() };
 }

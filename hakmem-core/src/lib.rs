@@ -5,7 +5,7 @@
 //! `freelist` (hardened links), `remote` (cross-thread frees), `large`, `policy`, `stats`, `check`, `init`,
 //! `fork`, `process`.
 #![cfg_attr(not(test), no_std)]
-#![allow(clippy::missing_safety_doc)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod alloc;
 pub mod cage;

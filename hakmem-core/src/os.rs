@@ -133,14 +133,18 @@ pub unsafe fn map_fixed(p: *mut u8, len: usize, populate: bool) -> *mut u8 {
         | libc::MAP_FIXED
         | if populate { libc::MAP_POPULATE } else { 0 };
     MMAP_CALLS.fetch_add(1, Relaxed);
-    let q = libc::mmap(
-        p as *mut libc::c_void,
-        len,
-        libc::PROT_READ | libc::PROT_WRITE,
-        flags,
-        -1,
-        0,
-    );
+    // SAFETY: MAP_FIXED replaces only `p..p+len`, inside our reservation that nothing else
+    // uses (this fn's contract).
+    let q = unsafe {
+        libc::mmap(
+            p as *mut libc::c_void,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            flags,
+            -1,
+            0,
+        )
+    };
     if q == libc::MAP_FAILED || q as *mut u8 != p {
         return ptr::null_mut();
     }
@@ -152,7 +156,8 @@ pub unsafe fn map_fixed(p: *mut u8, len: usize, populate: bool) -> *mut u8 {
 /// `p..p+len` must be a mapping (or part of one) made by this module that nothing uses any more.
 pub unsafe fn unmap(p: *mut u8, len: usize) {
     MUNMAP_CALLS.fetch_add(1, Relaxed);
-    if libc::munmap(p as *mut libc::c_void, len) == 0 {
+    // SAFETY: the range is ours and unused (this fn's contract).
+    if unsafe { libc::munmap(p as *mut libc::c_void, len) } == 0 {
         sub_mapped(len);
     }
 }
@@ -163,7 +168,9 @@ pub unsafe fn unmap(p: *mut u8, len: usize) {
 /// `p..p+old` must be a whole mapping made by this module.
 pub unsafe fn remap(p: *mut u8, old: usize, new: usize) -> *mut u8 {
     MREMAP_CALLS.fetch_add(1, Relaxed);
-    let q = libc::mremap(p as *mut libc::c_void, old, new, libc::MREMAP_MAYMOVE);
+    // SAFETY: `p..p+old` is a whole mapping of ours (this fn's contract); the caller uses the
+    // returned address from now on.
+    let q = unsafe { libc::mremap(p as *mut libc::c_void, old, new, libc::MREMAP_MAYMOVE) };
     if q == libc::MAP_FAILED {
         return ptr::null_mut();
     }
@@ -195,7 +202,8 @@ pub unsafe fn purge(p: *mut u8, len: usize, kind: PurgeKind) {
         PurgeKind::None => return,
     };
     MADVISE_CALLS.fetch_add(1, Relaxed);
-    libc::madvise(p as *mut libc::c_void, len, advice);
+    // SAFETY: the range is ours, page-aligned and holds no live block (this fn's contract).
+    unsafe { libc::madvise(p as *mut libc::c_void, len, advice) };
 }
 
 /// Asks for transparent huge pages on `p..p+len` (a hint; failure is harmless).
@@ -204,7 +212,8 @@ pub unsafe fn purge(p: *mut u8, len: usize, kind: PurgeKind) {
 /// The range is a mapping of this module.
 pub unsafe fn hugepage(p: *mut u8, len: usize) {
     MADVISE_CALLS.fetch_add(1, Relaxed);
-    libc::madvise(p as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+    // SAFETY: a hint on a mapping of ours (this fn's contract); it changes no contents.
+    unsafe { libc::madvise(p as *mut libc::c_void, len, libc::MADV_HUGEPAGE) };
 }
 
 pub const HUGE: usize = 2 << 20;

@@ -16,36 +16,62 @@ use core::sync::atomic::{AtomicU64, Ordering::*};
 pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) {
     // The heap is read while the block is still live: the slab cannot change owners before
     // this block is collected, and it cannot be collected before the push below.
-    let heap: *mut Heap = (*s).heap.load(Acquire);
+    // SAFETY: `s` is a formatted slab descriptor (it has block `k`), in a SuperSlab that is
+    // never unmapped; `heap` is atomic.
+    let heap: *mut Heap = unsafe { (*s).heap.load(Acquire) };
     if heap == heap::shared_ptr() && crate::policy::checked() {
-        crate::check::free_checked(s, a);
+        // SAFETY: `a` is block `k` of `s` (this fn's contract); `free_checked` takes the
+        // shared lock before touching the slab.
+        unsafe { crate::check::free_checked(s, a) };
         return;
     }
-    if freelist::is_tagged(a) {
-        crate::alloc::report_double_free(a as *mut u8);
-        return;
+    // SAFETY: `a` is a carved block of `s` (this fn's contract), in mapped memory; while it is
+    // user-held only the freeing thread writes its tag and link.
+    unsafe {
+        if freelist::is_tagged(a) {
+            crate::alloc::report_double_free(a as *mut u8);
+            return;
+        }
+        freelist::set_tag(a);
     }
-    freelist::set_tag(a);
-    if remote_list::push(&(*s).thread_free, k, |old| freelist::set_next(a, old)) {
-        // SAFETY: slabs are never unmapped; this push set NOTIFIED, so `s` is in no queue.
-        remote_list::enqueue(&(*heap).remote_slabs, s);
+    // SAFETY: as above for the link, written before the CAS that publishes the block;
+    // `thread_free` is atomic.
+    if unsafe { remote_list::push(&(*s).thread_free, k, |old| freelist::set_next(a, old)) } {
+        // SAFETY: slabs are never unmapped; this push set NOTIFIED, so `s` is in no queue; the
+        // block is not yet collected, so `heap` still owns `s` and is a live heap (heaps are
+        // never freed).
+        unsafe { remote_list::enqueue(&(*heap).remote_slabs, s) };
     }
-    let c = (*s).class as usize;
-    if (*tc).heap.is_null() {
-        count_without_heap(tc, c);
-    } else {
-        *(*tc).remote_frees.get_unchecked_mut(c) += 1;
+    // SAFETY: the descriptor is never unmapped. Note: once the push above published the
+    // block, its owner may collect it and the slab may be reformatted, so this plain read can
+    // race with `format_slab` (found in issue 10; left as it is). Any class written is a
+    // valid one (< NUM_CLASSES), so at worst the count goes to another class.
+    let c = unsafe { (*s).class as usize };
+    // SAFETY: `tc` is this thread's cache (this fn's contract); `c < NUM_CLASSES` since it is
+    // a formatted slab's class.
+    unsafe {
+        if (*tc).heap.is_null() {
+            count_without_heap(tc, c);
+        } else {
+            *(*tc).remote_frees.get_unchecked_mut(c) += 1;
+        }
     }
 }
 
 /// A thread that only frees gets a heap on its first remote free, so that its counters stay in
 /// its own cache (and are handed over at exit) instead of costing an atomic per free. A thread
 /// past its exit handler counts in the shared totals.
+///
+/// # Safety
+/// `tc` is this thread's cache, and it has no heap.
 #[cold]
 #[inline(never)]
 unsafe fn count_without_heap(tc: *mut ThreadCache, c: usize) {
-    if (*tc).state != STATE_DEAD && !heap::attach(tc).is_null() {
-        (*tc).remote_frees[c] += 1;
+    // SAFETY: `tc` is this thread's cache with no heap (this fn's contract), as `attach`
+    // requires.
+    if unsafe { (*tc).state != STATE_DEAD && !heap::attach(tc).is_null() } {
+        // SAFETY: as above.
+        unsafe { (*tc).remote_frees[c] += 1 };
     } else {
         UNOWNED_REMOTE_FREES[c].fetch_add(1, Relaxed);
     }

@@ -144,17 +144,24 @@ impl Slab {
 /// # Safety
 /// `s` is a slab whose lists the caller owns (or has just taken from `thread_free`).
 pub unsafe fn list_len_tail(s: *const Slab, head: u64) -> (u32, usize) {
-    let carved = (*s).carved;
+    // SAFETY: `s` is a slab descriptor in a mapped SuperSlab whose lists the caller owns (this
+    // fn's contract), so `carved` does not change under us.
+    let carved = unsafe { (*s).carved };
     let mut n = 0u64;
     let mut tail = 0usize;
     let mut i = head;
     while i != NIL {
         if i >= carved || n >= carved {
-            freelist::corrupt(s, tail, i);
+            // SAFETY: `s` is a valid descriptor; `corrupt` only reads it and stops the process.
+            unsafe { freelist::corrupt(s, tail, i) };
         }
-        tail = (*s).block_at(i);
-        n += 1;
-        i = freelist::next_of(tail);
+        // SAFETY: `i < carved`, so `tail` is a carved block of `s`, in mapped memory, on a
+        // list the caller owns: its link is ours to read.
+        unsafe {
+            tail = (*s).block_at(i);
+            n += 1;
+            i = freelist::next_of(tail);
+        }
     }
     (n as u32, tail)
 }
@@ -178,57 +185,71 @@ impl SlabList {
     }
 
     /// # Safety
-    /// `s` is valid and in no list.
+    /// `s` is valid and in no list; the caller owns this list (its heap, or the pool lock), so
+    /// no other thread touches the list links of its slabs.
     pub unsafe fn push(&mut self, s: *mut Slab) {
-        (*s).prev = ptr::null_mut();
-        (*s).next = self.head;
-        if self.head.is_null() {
-            self.tail = s;
-        } else {
-            (*self.head).prev = s;
+        // SAFETY: `s` and the list's head are valid slabs whose links the caller owns (this
+        // fn's contract).
+        unsafe {
+            (*s).prev = ptr::null_mut();
+            (*s).next = self.head;
+            if self.head.is_null() {
+                self.tail = s;
+            } else {
+                (*self.head).prev = s;
+            }
         }
         self.head = s;
         self.len += 1;
     }
 
     /// # Safety
-    /// `s` is valid and in no list.
+    /// As for `push`.
     pub unsafe fn push_back(&mut self, s: *mut Slab) {
-        (*s).next = ptr::null_mut();
-        (*s).prev = self.tail;
-        if self.tail.is_null() {
-            self.head = s;
-        } else {
-            (*self.tail).next = s;
+        // SAFETY: `s` and the list's tail are valid slabs whose links the caller owns (this
+        // fn's contract).
+        unsafe {
+            (*s).next = ptr::null_mut();
+            (*s).prev = self.tail;
+            if self.tail.is_null() {
+                self.head = s;
+            } else {
+                (*self.tail).next = s;
+            }
         }
         self.tail = s;
         self.len += 1;
     }
 
     /// # Safety
-    /// `s` is in this list.
+    /// `s` is in this list, which the caller owns (as for `push`).
     pub unsafe fn remove(&mut self, s: *mut Slab) {
-        if (*s).prev.is_null() {
-            self.head = (*s).next;
-        } else {
-            (*(*s).prev).next = (*s).next;
+        // SAFETY: `s` is on this list (this fn's contract), so it and its neighbours are valid
+        // slabs whose links the caller owns.
+        unsafe {
+            if (*s).prev.is_null() {
+                self.head = (*s).next;
+            } else {
+                (*(*s).prev).next = (*s).next;
+            }
+            if (*s).next.is_null() {
+                self.tail = (*s).prev;
+            } else {
+                (*(*s).next).prev = (*s).prev;
+            }
+            (*s).next = ptr::null_mut();
+            (*s).prev = ptr::null_mut();
         }
-        if (*s).next.is_null() {
-            self.tail = (*s).prev;
-        } else {
-            (*(*s).next).prev = (*s).prev;
-        }
-        (*s).next = ptr::null_mut();
-        (*s).prev = ptr::null_mut();
         self.len -= 1;
     }
 
     /// # Safety
-    /// The list's slabs are valid.
+    /// The list's slabs are valid, and the caller owns the list (as for `push`).
     pub unsafe fn pop(&mut self) -> *mut Slab {
         let s = self.head;
         if !s.is_null() {
-            self.remove(s);
+            // SAFETY: `s` is the head of this list, as `remove` requires.
+            unsafe { self.remove(s) };
         }
         s
     }

@@ -48,26 +48,38 @@ impl SlabCache {
         } else {
             self.hits += 1;
         }
-        list.pop()
+        // SAFETY: the caller owns the cache's heap (this fn's contract), so this list and its
+        // slabs (free slabs of mapped SuperSlabs) are touched by no other thread.
+        unsafe { list.pop() }
     }
 
     /// Keeps an empty slab (no live block, no pending remote free, in no list); a full cache
     /// gives half its slabs back to the pool first.
     ///
     /// # Safety
-    /// The caller owns the cache's heap, and `s` belongs to it.
+    /// The caller owns the cache's heap, and `s` belongs to it, empty and in no list.
     pub unsafe fn put(&mut self, s: *mut Slab) {
-        let kind = (*s).kind as usize;
+        // SAFETY: `s` is a slab descriptor of a mapped SuperSlab (this fn's contract); `kind`
+        // is fixed from the SuperSlab's formatting.
+        let kind = unsafe { (*s).kind as usize };
         let cap = cap(kind);
         let list = &mut self.lists[kind];
-        superslab::unformat(s);
-        list.push(s);
+        // SAFETY: `s` is empty and in no list (this fn's contract), as `unformat` requires;
+        // the caller owns the cache, so this list and its slabs are this thread's.
+        unsafe {
+            superslab::unformat(s);
+            list.push(s);
+        }
         if list.len > cap {
             let mut back = SlabList::new();
-            while list.len > cap / 2 {
-                back.push(list.pop());
+            // SAFETY: the slabs moved are this cache's: empty, in this list only, and used by
+            // no thread until reacquired, as `release_slabs` requires.
+            unsafe {
+                while list.len > cap / 2 {
+                    back.push(list.pop());
+                }
+                superslab::release_slabs(&mut back);
             }
-            superslab::release_slabs(&mut back);
             self.returns += 1;
         }
     }
@@ -86,11 +98,15 @@ impl SlabCache {
         let mut back = SlabList::new();
         for list in &mut self.lists {
             while list.len > 0 {
-                back.push(list.pop());
+                // SAFETY: the caller owns the cache (this fn's contract); its slabs are empty
+                // and each in one of its lists.
+                unsafe { back.push(list.pop()) };
             }
         }
         if back.len > 0 {
-            superslab::release_slabs_locked(p, &mut back);
+            // SAFETY: the slabs are empty and used by no thread until reacquired; `p` is the
+            // pool, locked by the caller (this fn's contract).
+            unsafe { superslab::release_slabs_locked(p, &mut back) };
             self.returns += 1;
         }
     }

@@ -56,27 +56,38 @@ pub struct Totals {
 
 /// Adds one heap's counters: its accumulated totals, and the live TLS counters of the thread
 /// attached to it (read racily; each is a single word written only by that thread).
+///
+/// # Safety
+/// `h` is a heap (heaps are never freed) and the pool lock is held when it is a thread's: an
+/// exiting thread's `detach` then waits for the lock before its cache, where `bins` and
+/// `remote_ctr` point, goes away.
 unsafe fn add_heap(t: &mut Totals, h: *const Heap) {
-    t.remote_drains += read_volatile(&(*h).stat_drains);
-    t.drained_slabs += read_volatile(&(*h).stat_drained_slabs);
-    t.drained_blocks += read_volatile(&(*h).stat_drained_blocks);
-    t.slab_cache_hits += read_volatile(&(*h).slab_cache.hits);
-    t.pool_grabs += read_volatile(&(*h).slab_cache.grabs);
-    t.pool_returns += read_volatile(&(*h).slab_cache.returns);
-    for c in 0..NUM_CLASSES {
-        let k = &mut t.classes[c];
-        k.allocs += read_volatile(&(*h).stat_allocs[c]);
-        k.frees += read_volatile(&(*h).stat_frees[c]);
-        k.remote_frees += read_volatile(&(*h).stat_remote[c]);
-        if read_volatile(&(*h).attached) {
-            let bins = read_volatile(&(*h).bins);
-            let rc = read_volatile(&(*h).remote_ctr);
-            if !bins.is_null() {
-                k.allocs += read_volatile(&(*bins)[c].allocs);
-                k.frees += read_volatile(&(*bins)[c].frees);
-            }
-            if !rc.is_null() {
-                k.remote_frees += read_volatile(&(*rc)[c]);
+    // SAFETY: `h` is a live heap, and while it is attached its `bins` and `remote_ctr` point
+    // into its thread's cache, alive while the pool lock is held (this fn's contract). The
+    // counters are aligned plain words read with volatile loads while their owner may write
+    // them: a data race by Rust's rules, tolerated here for statistics (reported in issue 10).
+    unsafe {
+        t.remote_drains += read_volatile(&(*h).stat_drains);
+        t.drained_slabs += read_volatile(&(*h).stat_drained_slabs);
+        t.drained_blocks += read_volatile(&(*h).stat_drained_blocks);
+        t.slab_cache_hits += read_volatile(&(*h).slab_cache.hits);
+        t.pool_grabs += read_volatile(&(*h).slab_cache.grabs);
+        t.pool_returns += read_volatile(&(*h).slab_cache.returns);
+        for c in 0..NUM_CLASSES {
+            let k = &mut t.classes[c];
+            k.allocs += read_volatile(&(*h).stat_allocs[c]);
+            k.frees += read_volatile(&(*h).stat_frees[c]);
+            k.remote_frees += read_volatile(&(*h).stat_remote[c]);
+            if read_volatile(&(*h).attached) {
+                let bins = read_volatile(&(*h).bins);
+                let rc = read_volatile(&(*h).remote_ctr);
+                if !bins.is_null() {
+                    k.allocs += read_volatile(&(*bins)[c].allocs);
+                    k.frees += read_volatile(&(*bins)[c].frees);
+                }
+                if !rc.is_null() {
+                    k.remote_frees += read_volatile(&(*rc)[c]);
+                }
             }
         }
     }

@@ -178,11 +178,15 @@ fn first_offset() -> usize {
 /// `s` is a slab descriptor inside a formatted SuperSlab.
 pub unsafe fn slab_bytes(s: *const Slab) -> usize {
     let ss = superslab_of(s);
-    let len = 1usize << (*ss).slab_shift;
-    if (*s).index == 0 {
-        len - (*ss).first_offset as usize
-    } else {
-        len
+    // SAFETY: `s` lies in a formatted SuperSlab (this fn's contract), so its header at `ss`
+    // is mapped and written; neither field read changes while the SuperSlab is formatted.
+    unsafe {
+        let len = 1usize << (*ss).slab_shift;
+        if (*s).index == 0 {
+            len - (*ss).first_offset as usize
+        } else {
+            len
+        }
     }
 }
 
@@ -259,8 +263,12 @@ pub fn acquire_slabs(kind: usize, want: usize, out: &mut SlabList) {
 /// # Safety
 /// The pool lock is held and `s` is a free slab just taken out of the pool.
 unsafe fn took(s: *mut Slab, out: &mut SlabList) {
-    (*superslab_of(s)).in_use += 1;
-    out.push(s);
+    // SAFETY: the pool lock is held (this fn's contract), and it guards the `in_use` count
+    // of the mapped SuperSlab holding `s`; `s` just left the pool, so it is on no other list.
+    unsafe {
+        (*superslab_of(s)).in_use += 1;
+        out.push(s);
+    }
 }
 
 /// Marks a slab that has left its class as free: a stale free of one of its blocks is now
@@ -269,14 +277,19 @@ unsafe fn took(s: *mut Slab, out: &mut SlabList) {
 /// # Safety
 /// `s` is empty (no live block, no pending remote free) and in no list.
 pub unsafe fn unformat(s: *mut Slab) {
-    debug_assert!(
-        (*s).used == 0 && (*s).thread_free.load(Relaxed) == 0,
-        "a slab goes back to the pool with live blocks or pending remote frees"
-    );
-    (*s).carved = 0; // a stale free of one of its blocks is now reported, not accepted
-    (*s).heap.store(ptr::null_mut(), Relaxed);
-    (*s).local_free = crate::freelist::NIL;
-    (*s).flags = IN_POOL;
+    // SAFETY: `s` is empty and on no list (this fn's contract), so only the caller touches its
+    // plain fields; a stale free only reads them (and `heap` is atomic). The descriptor lies
+    // in a mapped SuperSlab, never unmapped.
+    unsafe {
+        debug_assert!(
+            (*s).used == 0 && (*s).thread_free.load(Relaxed) == 0,
+            "a slab goes back to the pool with live blocks or pending remote frees"
+        );
+        (*s).carved = 0; // a stale free of one of its blocks is now reported, not accepted
+        (*s).heap.store(ptr::null_mut(), Relaxed);
+        (*s).local_free = crate::freelist::NIL;
+        (*s).flags = IN_POOL;
+    }
 }
 
 /// Returns empty slabs (no live block, no pending remote free) to the pool under one lock,
@@ -285,42 +298,52 @@ pub unsafe fn unformat(s: *mut Slab) {
 /// # Safety
 /// No thread will touch the slabs' blocks or descriptors again until they are reacquired.
 pub unsafe fn release_slabs(list: &mut SlabList) {
-    release_slabs_locked(&mut POOL.lock(), list);
+    // SAFETY: the caller's promise, passed on; the lock is taken here.
+    unsafe { release_slabs_locked(&mut POOL.lock(), list) };
 }
 
 /// `release_slabs` for a caller that holds the pool lock.
 ///
 /// # Safety
-/// As for `release_slabs`.
+/// As for `release_slabs`; `p` is the guarded pool (its lock is held).
 pub unsafe fn release_slabs_locked(p: &mut Pool, list: &mut SlabList) {
     SLABS_IN_USE.fetch_sub(list.len, Relaxed);
     let now = os::now_ms();
     loop {
-        let s = list.pop();
+        // SAFETY: the slabs on `list` are empty formatted slabs of mapped SuperSlabs that no
+        // other thread touches (this fn's contract).
+        let s = unsafe { list.pop() };
         if s.is_null() {
             break;
         }
-        unformat(s);
+        // SAFETY: `s` is empty and now on no list, as `unformat` requires.
+        unsafe { unformat(s) };
         let ss = superslab_of(s);
-        (*ss).in_use -= 1;
-        if (*ss).in_use == 0 {
-            for i in 0..(*ss).nslabs as usize {
-                let t = slab_at(ss, i);
-                if t != s {
-                    p.free_slabs[(*ss).kind as usize].remove(t);
+        // SAFETY: the pool lock is held, and it guards the SuperSlab headers' `in_use`, `next`,
+        // `empty_since` and `purged`, the pool lists, and the pool-side fields of free slabs;
+        // the other slabs of `ss` are free (its `in_use` is 0), so they are on the pool list.
+        unsafe {
+            (*ss).in_use -= 1;
+            if (*ss).in_use == 0 {
+                for i in 0..(*ss).nslabs as usize {
+                    let t = slab_at(ss, i);
+                    if t != s {
+                        p.free_slabs[(*ss).kind as usize].remove(t);
+                    }
                 }
+                (*ss).empty_since = now;
+                (*ss).purged = false;
+                (*ss).next = p.empty_ss;
+                p.empty_ss = ss;
+            } else {
+                (*s).empty_since = now;
+                (*s).purged = false;
+                p.free_slabs[(*ss).kind as usize].push(s);
             }
-            (*ss).empty_since = now;
-            (*ss).purged = false;
-            (*ss).next = p.empty_ss;
-            p.empty_ss = ss;
-        } else {
-            (*s).empty_since = now;
-            (*s).purged = false;
-            p.free_slabs[(*ss).kind as usize].push(s);
         }
     }
-    p.maybe_purge(now, false);
+    // SAFETY: the pool lock is held; every listed slab and SuperSlab is free and mapped.
+    unsafe { p.maybe_purge(now, false) };
 }
 
 /// Returns every free page to the OS now (`malloc_trim`, `hakmem_trim`).
@@ -351,21 +374,33 @@ pub fn prewarm(n: usize) {
 }
 
 impl Pool {
+    /// Unlinks and returns an empty SuperSlab fit for `kind`, or null.
+    ///
+    /// # Safety
+    /// `self` is the guarded pool (its lock is held), so the empty list is consistent.
     unsafe fn take_empty_ss(&mut self, kind: usize) -> *mut SuperSlab {
         let any_kind = policy::get(policy::Opt::SlabReuse) != 0;
         let mut link: *mut *mut SuperSlab = &mut self.empty_ss;
-        while !(*link).is_null() {
-            let ss = *link;
-            if any_kind || (*ss).kind as usize == kind || (*ss).kind == u8::MAX {
-                *link = (*ss).next;
-                return ss;
+        // SAFETY: the pool lock is held (this fn's contract); `link` points to the list head or
+        // to the `next` field of a mapped, empty SuperSlab on the list, which the lock guards.
+        unsafe {
+            while !(*link).is_null() {
+                let ss = *link;
+                if any_kind || (*ss).kind as usize == kind || (*ss).kind == u8::MAX {
+                    *link = (*ss).next;
+                    return ss;
+                }
+                link = &mut (*ss).next;
             }
-            link = &mut (*ss).next;
         }
         ptr::null_mut()
     }
 
     /// Formats `ss` for slabs of `kind`, puts all but slab 0 in the pool, and returns slab 0.
+    ///
+    /// # Safety
+    /// `self` is the guarded pool (its lock is held), and `ss` is a mapped SuperSlab with no
+    /// slab in use, on no list, so nothing else reads its header or descriptors.
     unsafe fn format(&mut self, ss: *mut SuperSlab, kind: usize) -> *mut Slab {
         let shift = match kind {
             KIND_MEDIUM => MEDIUM_SLAB_SHIFT as usize,
@@ -374,31 +409,42 @@ impl Pool {
         };
         let n = ss_size() >> shift;
         let first = first_offset();
-        (*ss).kind = kind as u8;
-        (*ss).slab_shift = shift as u8;
-        (*ss).nslabs = n as u16;
-        (*ss).in_use = 0;
-        (*ss).first_offset = first as u32;
-        (*ss).next = ptr::null_mut();
+        // SAFETY: nothing else reads `ss`'s header while it is formatted (this fn's contract).
+        unsafe {
+            (*ss).kind = kind as u8;
+            (*ss).slab_shift = shift as u8;
+            (*ss).nslabs = n as u16;
+            (*ss).in_use = 0;
+            (*ss).first_offset = first as u32;
+            (*ss).next = ptr::null_mut();
+        }
         let bits_base = ss as usize + slabs_offset() + max_slabs() * size_of::<Slab>();
         let pages = ((ss as usize) + HEADER) as *mut *mut Slab;
         for j in 0..max_slabs() {
-            *pages.add(j) = slab_at(ss, (j << PAGE_SHIFT) >> shift);
-            crate::cage::set_page(ss as usize, j, *pages.add(j));
+            // SAFETY: the page table (`max_slabs()` entries after the header) lies inside the
+            // mapped SuperSlab; each entry is a word-aligned slab pointer of `ss`.
+            unsafe {
+                *pages.add(j) = slab_at(ss, (j << PAGE_SHIFT) >> shift);
+                crate::cage::set_page(ss as usize, j, *pages.add(j));
+            }
         }
         for i in 0..n {
             let s = slab_at(ss, i);
-            ptr::write_bytes(s, 0, 1);
-            (*s).index = i as u8;
-            (*s).kind = kind as u8;
-            (*s).start = ss as usize + if i == 0 { first } else { i << shift };
-            (*s).purged = (*ss).purged;
-            if policy::checked() {
-                (*s).check_bits = (bits_base + i * CHECK_BITS_BYTES) as *mut u64;
-            }
-            if i > 0 {
-                (*s).flags = IN_POOL;
-                self.free_slabs[kind].push(s);
+            // SAFETY: descriptor `i < n <= max_slabs()` lies inside the mapped SuperSlab and no
+            // other thread reads it (this fn's contract); the pool lock guards `free_slabs`.
+            unsafe {
+                ptr::write_bytes(s, 0, 1);
+                (*s).index = i as u8;
+                (*s).kind = kind as u8;
+                (*s).start = ss as usize + if i == 0 { first } else { i << shift };
+                (*s).purged = (*ss).purged;
+                if policy::checked() {
+                    (*s).check_bits = (bits_base + i * CHECK_BITS_BYTES) as *mut u64;
+                }
+                if i > 0 {
+                    (*s).flags = IN_POOL;
+                    self.free_slabs[kind].push(s);
+                }
             }
         }
         slab_at(ss, 0)
@@ -406,6 +452,10 @@ impl Pool {
 
     /// Purges free slabs and empty SuperSlabs that have been unused for the purge delay
     /// (all of them when `force`). One madvise per slab or SuperSlab, never per block.
+    ///
+    /// # Safety
+    /// `self` is the guarded pool (its lock is held): its listed slabs and SuperSlabs are
+    /// free, mapped, and used by no thread.
     unsafe fn maybe_purge(&mut self, now: u64, force: bool) {
         let kind = policy::purge_kind();
         if kind == PurgeKind::None && !force {
@@ -423,21 +473,29 @@ impl Pool {
         self.last_purge = now;
         let mut ss = self.empty_ss;
         while !ss.is_null() {
-            if !(*ss).purged && (force || now.saturating_sub((*ss).empty_since) >= delay) {
-                let first = (*ss).first_offset as usize;
-                os::purge((ss as usize + first) as *mut u8, ss_size() - first, kind);
-                (*ss).purged = true;
+            // SAFETY: `ss` is on the empty list, guarded by the held pool lock: mapped, and no
+            // slab of it is in use, so its pages past the descriptors hold nothing live.
+            unsafe {
+                if !(*ss).purged && (force || now.saturating_sub((*ss).empty_since) >= delay) {
+                    let first = (*ss).first_offset as usize;
+                    os::purge((ss as usize + first) as *mut u8, ss_size() - first, kind);
+                    (*ss).purged = true;
+                }
+                ss = (*ss).next;
             }
-            ss = (*ss).next;
         }
         for list in &self.free_slabs {
             let mut s = list.head;
             while !s.is_null() {
-                if !(*s).purged && (force || now.saturating_sub((*s).empty_since) >= delay) {
-                    os::purge((*s).start as *mut u8, slab_bytes(s), kind);
-                    (*s).purged = true;
+                // SAFETY: `s` is a free slab on a pool list, guarded by the held pool lock: its
+                // blocks hold nothing live, and its descriptor is in a formatted SuperSlab.
+                unsafe {
+                    if !(*s).purged && (force || now.saturating_sub((*s).empty_since) >= delay) {
+                        os::purge((*s).start as *mut u8, slab_bytes(s), kind);
+                        (*s).purged = true;
+                    }
+                    s = (*s).next;
                 }
-                s = (*s).next;
             }
         }
     }

@@ -103,12 +103,15 @@ impl<T> Mutex<T> {
     /// The caller owns the lock (after `raw_lock`) or is the only thread (fork child).
     pub unsafe fn force_unlock(&self) {
         if self.state.swap(0, Release) == 2 {
-            libc::syscall(
-                libc::SYS_futex,
-                self.state.as_ptr(),
-                libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-                1,
-            );
+            // SAFETY: FUTEX_WAKE on the lock word, a live aligned u32; it touches no memory.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_futex,
+                    self.state.as_ptr(),
+                    libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+                    1,
+                )
+            };
         }
     }
 

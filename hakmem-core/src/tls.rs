@@ -47,9 +47,13 @@ impl Bin {
     pub unsafe fn set(&mut self, s: *mut Slab, head: u64) {
         self.slab = s;
         self.free = head;
-        self.limit = (*s).carved;
-        self.block_size = (*s).block_size as u64;
-        self.start = (*s).start;
+        // SAFETY: `s` is a formatted slab the bin's owner owns (this fn's contract), so its
+        // `carved` changes only by this thread and the other fields are fixed.
+        unsafe {
+            self.limit = (*s).carved;
+            self.block_size = (*s).block_size as u64;
+            self.start = (*s).start;
+        }
     }
 
     /// Leaves the bin without a slab (its list must have been handed back first).

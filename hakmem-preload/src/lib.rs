@@ -3,7 +3,6 @@
 //! contracts live in `hakmem_core::alloc`, process start/exit and fork in `process`, glibc's
 //! introspection API (mallinfo2, malloc_stats, malloc_info, mallopt) in `introspect`.
 #![cfg_attr(not(test), no_std)]
-#![allow(clippy::missing_safety_doc)]
 
 mod ext;
 mod introspect;
@@ -17,6 +16,8 @@ pub extern "C" fn malloc(size: usize) -> *mut c_void {
     hk::malloc(size) as *mut c_void
 }
 
+/// # Safety
+/// `p` is null or a live block from this allocator (as for `hakmem_core::alloc::free`).
 #[no_mangle]
 pub unsafe extern "C" fn free(p: *mut c_void) {
     hk::free(p as *mut u8)
@@ -27,16 +28,22 @@ pub extern "C" fn calloc(n: usize, size: usize) -> *mut c_void {
     hk::calloc(n, size) as *mut c_void
 }
 
+/// # Safety
+/// As for `hakmem_core::alloc::realloc`: `p` is null or a live block from this allocator.
 #[no_mangle]
 pub unsafe extern "C" fn realloc(p: *mut c_void, size: usize) -> *mut c_void {
     hk::realloc(p as *mut u8, size) as *mut c_void
 }
 
+/// # Safety
+/// As for `realloc`.
 #[no_mangle]
 pub unsafe extern "C" fn reallocarray(p: *mut c_void, n: usize, size: usize) -> *mut c_void {
     hk::reallocarray(p as *mut u8, n, size) as *mut c_void
 }
 
+/// # Safety
+/// `out` is valid for a write.
 #[no_mangle]
 pub unsafe extern "C" fn posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int {
     hk::posix_memalign(out as *mut *mut u8, align, size)
@@ -62,21 +69,29 @@ pub extern "C" fn pvalloc(size: usize) -> *mut c_void {
     hk::pvalloc(size) as *mut c_void
 }
 
+/// # Safety
+/// As for `free`.
 #[no_mangle]
 pub unsafe extern "C" fn malloc_usable_size(p: *mut c_void) -> usize {
     hk::usable_size(p as *mut u8)
 }
 
+/// # Safety
+/// As for `free`.
 #[no_mangle]
 pub unsafe extern "C" fn cfree(p: *mut c_void) {
     hk::free(p as *mut u8)
 }
 
+/// # Safety
+/// As for `free`.
 #[no_mangle]
 pub unsafe extern "C" fn free_sized(p: *mut c_void, _size: usize) {
     hk::free(p as *mut u8)
 }
 
+/// # Safety
+/// As for `free`.
 #[no_mangle]
 pub unsafe extern "C" fn free_aligned_sized(p: *mut c_void, _align: usize, _size: usize) {
     hk::free(p as *mut u8)
@@ -94,6 +109,8 @@ pub extern "C" fn __libc_malloc(size: usize) -> *mut c_void {
     malloc(size)
 }
 
+/// # Safety
+/// As for `free`.
 #[no_mangle]
 pub unsafe extern "C" fn __libc_free(p: *mut c_void) {
     free(p)
@@ -104,6 +121,8 @@ pub extern "C" fn __libc_calloc(n: usize, size: usize) -> *mut c_void {
     calloc(n, size)
 }
 
+/// # Safety
+/// As for `realloc`.
 #[no_mangle]
 pub unsafe extern "C" fn __libc_realloc(p: *mut c_void, size: usize) -> *mut c_void {
     realloc(p, size)
@@ -124,6 +143,8 @@ pub extern "C" fn __libc_pvalloc(size: usize) -> *mut c_void {
     pvalloc(size)
 }
 
+/// # Safety
+/// As for `posix_memalign`.
 #[no_mangle]
 pub unsafe extern "C" fn __posix_memalign(
     out: *mut *mut c_void,
