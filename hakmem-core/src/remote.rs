@@ -34,19 +34,20 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) 
         }
         freelist::set_tag(a);
     }
+    // Read before the push: once the block is published its owner may collect it, and the slab
+    // may be emptied and formatted for another class.
+    // SAFETY: the descriptor is never unmapped, and while block `k` is user-held the slab keeps
+    // its format.
+    let c = unsafe { (*s).class as usize };
     // SAFETY: as above for the link, written before the CAS that publishes the block;
     // `thread_free` is atomic.
     if unsafe { remote_list::push(&(*s).thread_free, k, |old| freelist::set_next(a, old)) } {
-        // SAFETY: slabs are never unmapped; this push set NOTIFIED, so `s` is in no queue; the
-        // block is not yet collected, so `heap` still owns `s` and is a live heap (heaps are
-        // never freed).
+        // SAFETY: slabs are never unmapped; this push set NOTIFIED, so `s` is in no queue. The
+        // owner may already have taken the block (its current slab), but NOTIFIED stays set
+        // until the queue's consumer clears it and a slab whose word is non-zero is never
+        // retired, so `heap` still owns `s`; heaps are never freed.
         unsafe { remote_list::enqueue(&(*heap).remote_slabs, s) };
     }
-    // SAFETY: the descriptor is never unmapped. Note: once the push above published the
-    // block, its owner may collect it and the slab may be reformatted, so this plain read can
-    // race with `format_slab` (found in issue 10; left as it is). Any class written is a
-    // valid one (< NUM_CLASSES), so at worst the count goes to another class.
-    let c = unsafe { (*s).class as usize };
     // SAFETY: `tc` is this thread's cache (this fn's contract); `c < NUM_CLASSES` since it is
     // a formatted slab's class.
     unsafe {
