@@ -13,7 +13,7 @@ use crate::large;
 use crate::os::{self, PAGE};
 use crate::policy::{self, Opt};
 use crate::size_class::{class_for_aligned, class_of, BIN_OFFSET_LUT, LUT_MAX, MAX_SMALL};
-use crate::slab::{Slab, IN_FULL};
+use crate::slab::Slab;
 use crate::superslab;
 use crate::tls::{thread_cache, Bin, BIN_BYTES, STATE_DEAD};
 use core::ptr;
@@ -207,17 +207,8 @@ unsafe fn free_small(p: *mut u8, s: *mut Slab) {
             if freelist::is_tagged(a) {
                 return report_double_free(p);
             }
-            freelist::set_tag(a);
-            freelist::set_next(a, (*s).local_free);
-            (*s).local_free = k;
             (*((tc as *mut u8).add((*s).bin_offset as usize) as *mut Bin)).frees += 1;
-            debug_assert!(
-                (*s).used > 0,
-                "an owner's free into a slab with no block in use"
-            );
-            let used = (*s).used - 1;
-            (*s).used = used;
-            if used == 0 || (*s).flags & IN_FULL != 0 {
+            if heap::free_local(s, a, k) {
                 free_local_slow(h, s);
             }
         }

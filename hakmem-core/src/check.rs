@@ -10,13 +10,13 @@
 //! bytes): a k-byte overflow goes unnoticed only if it writes exactly the bytes already there,
 //! a 2^-8k chance, whatever the program writes.
 
+use crate::freelist::{self, mix};
 use crate::heap::{self, shared_free_locked, SHARED};
 use crate::os::PAGE;
 use crate::size_class::{class_for_aligned, class_size};
 use crate::slab::Slab;
 use crate::superslab::slab_of;
 use core::ptr;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Small blocks: the requested size (u32, keyed) and a tag binding it to the block (u32).
 const TRAILER: usize = 8;
@@ -29,48 +29,12 @@ const LARGE_CANARY: usize = PAGE;
 const OVERRUN_TRAILER: &str = "heap overrun (the block's trailer was overwritten)";
 const OVERRUN_CANARY: &str = "heap overrun (bytes past the requested size were written)";
 
-static SECRET: AtomicU64 = AtomicU64::new(0);
-
-fn mix(mut x: u64) -> u64 {
-    x ^= x >> 30;
-    x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x ^= x >> 27;
-    x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-#[cold]
-#[inline(never)]
-fn init_secret() -> u64 {
-    let mut v: u64 = 0;
-    // SAFETY: getrandom writes at most 8 bytes into `v`.
-    let n = unsafe {
-        libc::getrandom(
-            &mut v as *mut u64 as *mut libc::c_void,
-            8,
-            libc::GRND_NONBLOCK,
-        )
-    };
-    if n != 8 {
-        v = mix(crate::os::now_ms() ^ (&v as *const u64 as u64));
-    }
-    v |= 1;
-    match SECRET.compare_exchange(0, v, Relaxed, Relaxed) {
-        Ok(_) => v,
-        Err(other) => other,
-    }
-}
-
 /// The keys of one block.
 struct Keys(u64);
 
 impl Keys {
     fn of(a: usize) -> Keys {
-        let s = match SECRET.load(Relaxed) {
-            0 => init_secret(),
-            s => s,
-        };
-        Keys(mix(s ^ a as u64))
+        Keys(mix(freelist::canary_key() ^ a as u64))
     }
     /// The canary bytes of offsets 8w..8w+8 (little-endian).
     fn word(&self, w: usize) -> u64 {
@@ -125,8 +89,8 @@ pub fn alloc(size: usize, c: usize) -> *mut u8 {
     else {
         return crate::alloc::large_alloc(size, class_align(c).max(16), false);
     };
-    let mut g = SHARED.lock();
-    let h: *mut heap::Heap = &mut *g;
+    let _g = SHARED.lock();
+    let h = heap::shared_ptr();
     // SAFETY: the shared lock is held; the block returned is live and owned by us.
     unsafe {
         let b = heap::pop_or_refill(h, c);
@@ -153,8 +117,8 @@ pub fn alloc(size: usize, c: usize) -> *mut u8 {
 #[cold]
 #[inline(never)]
 pub unsafe fn free_checked(s: *mut Slab, a: usize) {
-    let mut g = SHARED.lock();
-    let h: *mut heap::Heap = &mut *g;
+    let g = SHARED.lock();
+    let h = heap::shared_ptr();
     // SAFETY: `s` is a shared-heap slab and `a` a block boundary of it (this fn's contract);
     // the shared lock, held, guards its check bitmap (`capacity` bits, `i` below it).
     let (i, word) = unsafe {

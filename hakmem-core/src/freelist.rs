@@ -36,6 +36,8 @@ struct Keys {
     mul: u64,
     inv: u64,
     tag: u64,
+    /// The seed of checking mode's canaries (`check`): drawn with the others, used by no link.
+    canary: u64,
 }
 
 struct KeyCell(UnsafeCell<Keys>);
@@ -49,6 +51,7 @@ static KEYS: KeyCell = KeyCell(UnsafeCell::new(Keys {
     mul: 1,
     inv: 1,
     tag: 0x6861_6b6d_6672_6565,
+    canary: 0x6861_6b6d_6368_6b21,
 }));
 
 #[inline(always)]
@@ -72,14 +75,19 @@ pub const fn inverse(o: u64) -> u64 {
 /// the kernel cannot give random bytes. Called once, from process initialisation, before any
 /// list exists; a fork child keeps its parent's keys, which its lists were encoded with.
 pub fn init_keys() {
-    let mut r = [0u64; 2];
+    let mut r = [0u64; 3];
     if !os::random(&mut r) {
         r = fallback_seed();
     }
-    set_keys(r[0], r[1]);
+    set_keys(r[0], r[1], r[2]);
 }
 
-fn set_keys(m: u64, t: u64) {
+/// The per-process secret checking mode keys its canaries with.
+pub fn canary_key() -> u64 {
+    keys().canary
+}
+
+fn set_keys(m: u64, t: u64, canary: u64) {
     let mul = m | 1;
     let mul = if mul == 1 || mul == u64::MAX {
         0x9e37_79b9_7f4a_7c15
@@ -98,11 +106,13 @@ fn set_keys(m: u64, t: u64) {
             mul,
             inv: inverse(mul),
             tag,
+            canary,
         };
     }
 }
 
-fn mix(mut z: u64) -> u64 {
+/// A 64-bit mixing function (splitmix64's finaliser): every input bit moves every output bit.
+pub fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -110,7 +120,7 @@ fn mix(mut z: u64) -> u64 {
 
 /// Weak entropy that still differs between processes: two clocks, the pid, the addresses of a
 /// stack slot, of this library and of libc (ASLR), and the kernel's AT_RANDOM bytes, hashed.
-fn fallback_seed() -> [u64; 2] {
+fn fallback_seed() -> [u64; 3] {
     let local = 0u8;
     let mut h =
         os::clock_ns(libc::CLOCK_MONOTONIC) ^ os::clock_ns(libc::CLOCK_REALTIME).rotate_left(32);
@@ -121,7 +131,7 @@ fn fallback_seed() -> [u64; 2] {
     let aux = os::at_random();
     let a = mix(h ^ aux[0]);
     let b = mix(a ^ aux[1] ^ 0x6861_6b6d);
-    [a, mix(b)]
+    [a, mix(b), mix(b ^ h)]
 }
 
 /// The encoded form of a link to block `next` (an index, or NIL), stored at address `at`.
@@ -413,6 +423,6 @@ mod tests {
             "getrandom or the fallback must have replaced the placeholder"
         );
         let a = fallback_seed();
-        assert_ne!(a[0], a[1]);
+        assert!(a[0] != a[1] && a[1] != a[2] && a[0] != a[2]);
     }
 }

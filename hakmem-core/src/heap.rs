@@ -586,8 +586,8 @@ pub unsafe fn pop_or_refill(heap: *mut Heap, c: usize) -> *mut Block {
 
 /// Allocates a block of class `c` from the shared heap (slow: takes its lock).
 pub fn shared_alloc(c: usize) -> *mut u8 {
-    let mut g = SHARED.lock();
-    let heap: *mut Heap = &mut *g;
+    let _g = SHARED.lock();
+    let heap = shared_ptr();
     // SAFETY: the shared lock is held, so this thread owns the shared heap.
     unsafe {
         let b = pop_or_refill(heap, c);
@@ -598,23 +598,43 @@ pub fn shared_alloc(c: usize) -> *mut u8 {
     }
 }
 
-/// Frees a block of a shared-heap slab as its owner (checking mode, under the lock): the same
-/// steps as the owner's free in `alloc::free`.
+/// Frees a block of a shared-heap slab as its owner (checking mode, under the lock).
 ///
 /// # Safety
 /// The shared lock is held; `s` belongs to the shared heap and `a` is a live block of it.
 pub unsafe fn shared_free_locked(heap: *mut Heap, s: *mut Slab, a: usize) {
     // SAFETY: the shared lock is held and `s` belongs to the shared heap (this fn's contract),
     // so the heap and the slab's owner-side fields are this thread's; `a` is a live block of
-    // `s`, so its link word is ours to write.
+    // `s`, as `free_local` requires.
     unsafe {
         (*heap).stat_frees[(*s).class as usize] += 1;
-        freelist::set_tag(a);
-        freelist::set_next(a, (*s).local_free);
-        (*s).local_free = (*s).index_of(a);
-        (*s).used -= 1;
-        if (*s).used == 0 || (*s).flags & IN_FULL != 0 {
+        if free_local(s, a, (*s).index_of(a)) {
             classify(heap, s);
         }
+    }
+}
+
+/// The owner's free of block `k` (at `a`) of its slab `s`: tagged free and pushed onto the
+/// slab's local list (the bin takes the list back when it runs dry). Returns whether the slab
+/// must be reclassified (it became empty, or it was full).
+///
+/// # Safety
+/// The caller owns `s` (its thread's heap, or the shared lock), and `a` is a live block of it
+/// with index `k`, checked not to be free already.
+#[inline(always)]
+pub unsafe fn free_local(s: *mut Slab, a: usize, k: u64) -> bool {
+    // SAFETY: this fn's contract: the block's link and tag and the slab's owner-side fields
+    // are the caller's alone.
+    unsafe {
+        freelist::set_tag(a);
+        freelist::set_next(a, (*s).local_free);
+        (*s).local_free = k;
+        debug_assert!(
+            (*s).used > 0,
+            "an owner's free into a slab with no block in use"
+        );
+        let used = (*s).used - 1;
+        (*s).used = used;
+        used == 0 || (*s).flags & IN_FULL != 0
     }
 }

@@ -65,17 +65,13 @@ pub fn map_aligned(len: usize, align: usize, populate: bool) -> *mut u8 {
         return raw;
     }
     let start = (raw as usize + align - 1) & !(align - 1);
-    let head = start - raw as usize;
-    let tail = over - head - len;
-    // SAFETY: the head and tail ranges lie inside the fresh mapping `raw` and are not handed out.
+    // SAFETY: `raw..raw+over` is the fresh mapping just made, nothing else refers to it, and
+    // `start..start+len` lies inside it.
     unsafe {
-        if head > 0 {
-            unmap(raw, head);
-        }
-        if tail > 0 {
-            unmap((start + len) as *mut u8, tail);
-        }
-    }
+        keep_only(raw as usize, over, start, len, |p, n| {
+            unmap(p as *mut u8, n)
+        })
+    };
     if populate {
         // SAFETY: the range is the mapping kept above.
         unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_WILLNEED) };
@@ -107,19 +103,34 @@ pub fn reserve(len: usize, align: usize, skew: usize) -> *mut u8 {
     }
     let raw = raw as usize;
     let start = ((raw + skew + align - 1) & !(align - 1)) - skew;
-    // SAFETY: the head and tail lie inside the reservation just made and are not used.
+    // SAFETY: `raw..raw+over` is the reservation just made, unused, and `start..start+len`
+    // lies inside it. A reservation is not counted as mapped, so the trimming is not either.
     unsafe {
-        if start > raw {
+        keep_only(raw, over, start, len, |p, n| {
             MUNMAP_CALLS.fetch_add(1, Relaxed);
-            libc::munmap(raw as *mut libc::c_void, start - raw);
-        }
-        let end = start + len;
-        if raw + over > end {
-            MUNMAP_CALLS.fetch_add(1, Relaxed);
-            libc::munmap(end as *mut libc::c_void, raw + over - end);
-        }
-    }
+            libc::munmap(p as *mut libc::c_void, n);
+        })
+    };
     (start + skew) as *mut u8
+}
+
+/// Unmaps what lies outside `start..start+len` in the fresh mapping `raw..raw+over`, with `unmap`.
+///
+/// # Safety
+/// `raw..raw+over` is a mapping nothing refers to, and `start..start+len` lies inside it.
+unsafe fn keep_only(
+    raw: usize,
+    over: usize,
+    start: usize,
+    len: usize,
+    unmap: impl Fn(usize, usize),
+) {
+    if start > raw {
+        unmap(raw, start - raw);
+    }
+    if raw + over > start + len {
+        unmap(start + len, raw + over - (start + len));
+    }
 }
 
 /// Maps `len` bytes of zeroed memory exactly at `p`, inside a reservation of ours; null on failure.
@@ -127,9 +138,9 @@ pub fn reserve(len: usize, align: usize, skew: usize) -> *mut u8 {
 /// # Safety
 /// `p..p+len` lies in a reservation made by `reserve` that nothing else uses.
 pub unsafe fn map_fixed(p: *mut u8, len: usize, populate: bool) -> *mut u8 {
+    // No MAP_NORESERVE, as for `map`: the kernel judges this memory by its overcommit policy.
     let flags = libc::MAP_PRIVATE
         | libc::MAP_ANONYMOUS
-        | libc::MAP_NORESERVE
         | libc::MAP_FIXED
         | if populate { libc::MAP_POPULATE } else { 0 };
     MMAP_CALLS.fetch_add(1, Relaxed);
@@ -247,7 +258,7 @@ pub fn pid() -> i32 {
 
 /// Fills `out` from the kernel's random source (getrandom, never blocking, no allocation);
 /// false if it could not. errno is left as it was.
-pub fn random(out: &mut [u64; 2]) -> bool {
+pub fn random(out: &mut [u64]) -> bool {
     let e = errno();
     let p = out.as_mut_ptr() as *mut u8;
     let len = core::mem::size_of_val(out);
