@@ -473,7 +473,6 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
 pub fn trim() -> usize {
     init::ensure();
     let before = os::MADVISE_CALLS.load(Relaxed) + os::MUNMAP_CALLS.load(Relaxed);
-    large::trim();
-    superslab::trim();
+    crate::pool::trim();
     os::MADVISE_CALLS.load(Relaxed) + os::MUNMAP_CALLS.load(Relaxed) - before
 }

@@ -6,10 +6,12 @@
 //! each SuperSlab's own page table, so the fast path finds the slab descriptor from the offset
 //! it already computed, without masking the SuperSlab's address.
 //!
-//! SuperSlabs are never unmapped, so the cage only grows: `LIMIT` covers the prefix of it whose
-//! SuperSlabs are mapped, formatted and registered. A SuperSlab outside that prefix (the cage
-//! could not be reserved, is full, or a mapping in it failed) is still registered in the
-//! registry, and `free` finds it there on its slow path. Sizes tried: 64 GiB, 16 GiB (the most
+//! SuperSlabs in the cage are never unmapped (the reservation holds their address space whether
+//! they are mapped or not, so an empty one is only purged), and the cage only grows: `LIMIT`
+//! covers the prefix of it whose SuperSlabs are mapped, formatted and registered. A SuperSlab
+//! outside that prefix (the cage could not be reserved, is full, or a mapping in it failed) is
+//! still registered in the registry, and `free` finds it there on its slow path; one wholly
+//! outside the cage is unmapped once it has been empty long enough (see `purge`). Sizes tried: 64 GiB, 16 GiB (the most
 //! valgrind grants), 4 GiB; under an address-space limit (RLIMIT_AS) only a size up to an eighth of
 //! it, so none below 32 GiB.
 
@@ -116,12 +118,18 @@ pub fn contains(a: usize) -> bool {
 /// # Safety
 /// `ss` is a SuperSlab mapped by `map` (or any address outside the cage).
 pub unsafe fn set_page(ss: usize, j: usize, s: *const Slab) {
-    let b = base();
-    if b != 0 && ss >= b && ss < b + SIZE.load(Relaxed) {
+    if holds(ss) {
+        let b = base();
         // SAFETY: `ss` is a SuperSlab mapped in the cage (this fn's contract), so its page
         // entries lie in the cage's page table, mapped for the whole cage.
         unsafe { *((b - TABLE_BYTES) as *mut *const Slab).add(((ss - b) >> PAGE_SHIFT) + j) = s };
     }
+}
+
+/// Whether `a` lies in the cage's reservation (mapped there or not).
+pub fn holds(a: usize) -> bool {
+    let b = base();
+    b != 0 && a >= b && a < b + SIZE.load(Relaxed)
 }
 
 /// Maps `len` bytes (a SuperSlab) at the cage's next free place; null if the cage is missing,

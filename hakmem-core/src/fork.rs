@@ -19,7 +19,7 @@
 //! blocks stay allocated, and frees of them wait in remote queues nobody drains.
 
 use crate::heap::SHARED;
-use crate::superslab::POOL;
+use crate::pool::POOL;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering::*};
 
 // glibc (libc.so.6 exports all four; `__libc_single_threaded` since 2.32).

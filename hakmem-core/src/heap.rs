@@ -4,11 +4,12 @@
 
 use crate::freelist::{self, NIL};
 use crate::policy;
+use crate::pool::POOL;
 use crate::remote_list;
 use crate::size_class::{class_size, kind_of, NUM_CLASSES};
 use crate::slab::*;
 use crate::slab_cache::SlabCache;
-use crate::superslab::{self, POOL};
+use crate::superslab;
 use crate::tls::{Bin, ThreadCache, STATE_ACTIVE, STATE_DEAD};
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering::*};
@@ -313,7 +314,13 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
         }
     }
     // SAFETY: the caller owns `heap`, so its slab cache.
-    let s = unsafe { (*heap).slab_cache.take(kind_of(c)) };
+    let mut s = unsafe { (*heap).slab_cache.take(kind_of(c)) };
+    // SAFETY: the caller owns `heap`, and no reference into it is live here.
+    if s.is_null() && unsafe { crate::pool::release_for_refill(heap) } > 0 {
+        // Out of memory or address space: what was cached went back; one more try.
+        // SAFETY: as above.
+        s = unsafe { (*heap).slab_cache.take(kind_of(c)) };
+    }
     if s.is_null() {
         return ptr::null_mut();
     }
@@ -446,6 +453,29 @@ unsafe fn retire(heap: *mut Heap, s: *mut Slab) {
     }
 }
 
+/// Gives every empty slab `heap` keeps (per class and in its slab cache) back to the pool, for
+/// a mapping that failed; the bytes they span.
+///
+/// # Safety
+/// The caller owns `heap` and holds no reference into it.
+pub unsafe fn release_caches(heap: *mut Heap) -> usize {
+    // SAFETY: this fn's contract: the heap's lists and cache are the caller's alone; the slabs
+    // on the empty lists are empty, on that list only, and not current.
+    unsafe {
+        for c in 0..NUM_CLASSES {
+            loop {
+                let s = (*heap).empty[c].pop();
+                if s.is_null() {
+                    break;
+                }
+                (*s).flags &= !IN_EMPTY;
+                (*heap).slab_cache.put(s);
+            }
+        }
+        (*heap).slab_cache.release_all(&mut POOL.lock())
+    }
+}
+
 /// Gives a new thread a heap: a parked one if any, else a fresh one.
 ///
 /// # Safety
@@ -463,7 +493,7 @@ pub unsafe fn attach(tc: *mut ThreadCache) -> *mut Heap {
             }
             h
         } else {
-            let h = p.alloc_meta(core::mem::size_of::<Heap>()) as *mut Heap;
+            let h = p.meta.alloc(core::mem::size_of::<Heap>()) as *mut Heap;
             if h.is_null() {
                 return h;
             }

@@ -44,7 +44,7 @@ fn init_slow() {
         KEY.store(key, Relaxed);
     }
     STATE.store(READY, Release);
-    superslab::prewarm(policy::get(policy::Opt::Prewarm) as usize);
+    crate::pool::prewarm(policy::get(policy::Opt::Prewarm) as usize);
     if policy::get(policy::Opt::Verbose) != 0 {
         let mut b = crate::os::StackBuf::<1024>::new();
         let _ = core::fmt::Write::write_fmt(&mut b, format_args!("hakmem {VERSION}: loaded;"));

@@ -349,7 +349,7 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, usize) {
                 }
             };
             let mut m = map();
-            if m.is_null() && trim() > 0 {
+            if m.is_null() && crate::pool::release_for_retry() > 0 {
                 // Out of address space (RLIMIT_AS) or memory: the cached ranges go back first.
                 m = map();
             }

@@ -1,9 +1,11 @@
 //! hakmem-core: a general-purpose memory allocator that allocates from no heap but its own.
 //!
 //! Reading order: `size_class` → `tls` (thread cache) → `alloc` (fast paths and the API) →
-//! `heap` (refill, thread exit) → `slab` → `slab_cache` → `superslab` (registry, pool) → `os`; beside them
-//! `freelist` (hardened links), `remote` (cross-thread frees), `large`, `policy`, `stats`, `check`, `init`,
-//! `fork`, `process`.
+//! `heap` (refill, thread exit) → `slab` → `slab_cache` → `pool` (free slabs and SuperSlabs) →
+//! `superslab` (one SuperSlab's layout, mapping and unmapping) → `purge` (memory going back) → `os`;
+//! beside them `registry` and `cage` (which addresses are SuperSlabs), `meta` (heap metadata),
+//! `freelist` (hardened links), `remote` (cross-thread frees), `large`, `policy`, `stats`, `check`,
+//! `init`, `fork`, `process`.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -15,9 +17,13 @@ pub mod freelist;
 pub mod heap;
 pub mod init;
 pub mod large;
+pub mod meta;
 pub mod os;
 pub mod policy;
+pub mod pool;
 pub mod process;
+pub mod purge;
+pub mod registry;
 pub mod remote;
 pub mod remote_list;
 pub mod size_class;

@@ -19,6 +19,7 @@ pub enum Opt {
     SlabReuse,
     PurgeDelayMs,
     Purge,
+    UnmapDelayMs,
     LargeCacheMb,
     LargeCacheMs,
     Prewarm,
@@ -103,6 +104,13 @@ pub static OPTIONS: &[OptDef] = &[
         help: "how free pages go back: madvise(MADV_DONTNEED), madvise(MADV_FREE), or never",
     },
     OptDef {
+        opt: Opt::UnmapDelayMs,
+        name: "HAKMEM_UNMAP_DELAY_MS",
+        kind: Kind::Int { min: 0, max: 600_000 },
+        defaults: [60_000, 10_000, 1000],
+        help: "how long an empty SuperSlab outside the cage stays mapped before its address space goes back to the OS (those in the cage are only purged; a failed mapping or malloc_trim unmaps at once)",
+    },
+    OptDef {
         opt: Opt::LargeCacheMb,
         name: "HAKMEM_LARGE_CACHE_MB",
         kind: Kind::Int { min: 0, max: 65536 },
@@ -167,7 +175,7 @@ pub static OPTIONS: &[OptDef] = &[
     },
 ];
 
-pub const N: usize = 16;
+pub const N: usize = 17;
 const _: () = assert!(OPTIONS.len() == N);
 
 static VALUES: [AtomicU32; N] = [const { AtomicU32::new(0) }; N];

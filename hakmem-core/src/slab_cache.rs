@@ -8,9 +8,10 @@
 //! long as at most `PARKED_MAX` parked heaps hold one; beyond that the cache goes to the pool.
 
 use crate::policy;
+use crate::pool::{self, Pool};
 use crate::size_class::{KIND_MEDIUM, KIND_SMALL, NUM_KINDS};
 use crate::slab::{Slab, SlabList};
-use crate::superslab::{self, Pool};
+use crate::superslab;
 
 /// Parked heaps that may keep their cache (each holds at most 8 x TCACHE x 64 KiB + TCACHE x 512 KiB).
 const PARKED_MAX: usize = 8;
@@ -43,7 +44,7 @@ impl SlabCache {
         let list = &mut self.lists[kind];
         if list.len == 0 {
             let want = cap(kind).div_ceil(2).max(1);
-            superslab::acquire_slabs(kind, want, list);
+            pool::acquire_slabs(kind, want, list);
             self.grabs += 1;
         } else {
             self.hits += 1;
@@ -67,7 +68,7 @@ impl SlabCache {
         // SAFETY: `s` is empty and in no list (this fn's contract), as `unformat` requires;
         // the caller owns the cache, so this list and its slabs are this thread's.
         unsafe {
-            superslab::unformat(s);
+            pool::unformat(s);
             list.push(s);
         }
         if list.len > cap {
@@ -78,7 +79,7 @@ impl SlabCache {
                 while list.len > cap / 2 {
                     back.push(list.pop());
                 }
-                superslab::release_slabs(&mut back);
+                pool::release_slabs(&mut back);
             }
             self.returns += 1;
         }
@@ -95,20 +96,40 @@ impl SlabCache {
             self.parked = true;
             return;
         }
+        // SAFETY: the caller owns the cache and holds the pool lock (this fn's contract).
+        unsafe { self.release_all(p) };
+    }
+
+    /// Gives every cached slab back to the pool (a parked cache stops being one); the bytes
+    /// they span.
+    ///
+    /// # Safety
+    /// The caller owns the cache's heap (or the heap is parked) and holds the pool lock (`p`).
+    pub unsafe fn release_all(&mut self, p: &mut Pool) -> usize {
+        if self.parked {
+            self.parked = false;
+            p.parked_caches -= 1;
+        }
         let mut back = SlabList::new();
+        let mut bytes = 0;
         for list in &mut self.lists {
             while list.len > 0 {
-                // SAFETY: the caller owns the cache (this fn's contract); its slabs are empty
-                // and each in one of its lists.
-                unsafe { back.push(list.pop()) };
+                // SAFETY: the caller owns the cache (this fn's contract); its slabs are empty,
+                // each in one of its lists, in formatted SuperSlabs.
+                unsafe {
+                    let s = list.pop();
+                    bytes += superslab::slab_bytes(s);
+                    back.push(s);
+                }
             }
         }
         if back.len > 0 {
             // SAFETY: the slabs are empty and used by no thread until reacquired; `p` is the
             // pool, locked by the caller (this fn's contract).
-            unsafe { superslab::release_slabs_locked(p, &mut back) };
+            unsafe { pool::release_slabs_locked(p, &mut back) };
             self.returns += 1;
         }
+        bytes
     }
 
     /// A new thread adopts the parked heap.

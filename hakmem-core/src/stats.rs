@@ -6,8 +6,10 @@ use crate::heap::{self, Heap};
 use crate::large;
 use crate::os;
 use crate::policy::{self, Opt};
+use crate::pool::{self, POOL};
+use crate::purge;
 use crate::size_class::{class_size, NUM_CLASSES};
-use crate::superslab::{self, POOL};
+use crate::superslab;
 use crate::sync::LockCounts;
 use core::fmt::{self, Write};
 use core::ptr::read_volatile;
@@ -35,8 +37,15 @@ pub struct Totals {
     pub mapped_bytes: u64,
     pub peak_mapped_bytes: u64,
     pub peak_rss_bytes: u64,
+    /// SuperSlabs mapped since the start, unmapped since, and reused from the empty list.
     pub superslabs_mapped: u64,
+    pub superslabs_unmapped: u64,
     pub superslabs_reused: u64,
+    /// Decay: bytes purged from free slabs and empty SuperSlabs, bytes of SuperSlabs unmapped,
+    /// bytes of cached large blocks unmapped by trims and retries.
+    pub purged_bytes: u64,
+    pub unmapped_bytes: u64,
+    pub large_unmapped_bytes: u64,
     pub slabs_in_use: u64,
     pub slabs_acquired: u64,
     pub slabs_reused: u64,
@@ -110,10 +119,14 @@ pub fn collect() -> Totals {
         peak_mapped_bytes: os::PEAK_MAPPED.load(Relaxed) as u64,
         peak_rss_bytes: peak_rss(),
         superslabs_mapped: superslab::SS_MAPPED.load(Relaxed) as u64,
-        superslabs_reused: superslab::SS_REUSED.load(Relaxed) as u64,
-        slabs_in_use: superslab::SLABS_IN_USE.load(Relaxed) as u64,
-        slabs_acquired: superslab::SLABS_ACQUIRED.load(Relaxed) as u64,
-        slabs_reused: superslab::SLABS_REUSED.load(Relaxed) as u64,
+        superslabs_unmapped: superslab::SS_UNMAPPED.load(Relaxed) as u64,
+        superslabs_reused: pool::SS_REUSED.load(Relaxed) as u64,
+        purged_bytes: purge::PURGED_BYTES.load(Relaxed) as u64,
+        unmapped_bytes: (superslab::SS_UNMAPPED.load(Relaxed) * superslab::ss_size()) as u64,
+        large_unmapped_bytes: purge::LARGE_UNMAPPED_BYTES.load(Relaxed) as u64,
+        slabs_in_use: pool::SLABS_IN_USE.load(Relaxed) as u64,
+        slabs_acquired: pool::SLABS_ACQUIRED.load(Relaxed) as u64,
+        slabs_reused: pool::SLABS_REUSED.load(Relaxed) as u64,
         heaps: 0,
         remote_drains: 0,
         drained_slabs: 0,
@@ -189,7 +202,9 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         "{{\"hakmem\":\"{}\",\"allocs\":{},\"frees\":{},\"remote_frees\":{},\"large_allocs\":{},\
          \"large_frees\":{},\"large_cache_hits\":{},\"mmap_calls\":{},\"munmap_calls\":{},\
          \"madvise_calls\":{},\"mremap_calls\":{},\"mapped_bytes\":{},\"peak_mapped_bytes\":{},\
-         \"peak_rss_bytes\":{},\"superslabs_mapped\":{},\"superslabs_reused\":{},\"slabs_in_use\":{},\
+         \"peak_rss_bytes\":{},\"superslabs_mapped\":{},\"superslabs_unmapped\":{},\
+         \"superslabs_reused\":{},\"purged_bytes\":{},\"unmapped_bytes\":{},\
+         \"large_unmapped_bytes\":{},\"slabs_in_use\":{},\
          \"slabs_acquired\":{},\"slabs_reused\":{},\"heaps\":{},\"remote_drains\":{},\
          \"drained_slabs\":{},\"drained_blocks\":{},\"slab_cache_hits\":{},\"pool_grabs\":{},\
          \"pool_returns\":{},\"locks\":{{\"pool\":{},\"shared\":{},\
@@ -209,7 +224,11 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         t.peak_mapped_bytes,
         t.peak_rss_bytes,
         t.superslabs_mapped,
+        t.superslabs_unmapped,
         t.superslabs_reused,
+        t.purged_bytes,
+        t.unmapped_bytes,
+        t.large_unmapped_bytes,
         t.slabs_in_use,
         t.slabs_acquired,
         t.slabs_reused,
@@ -278,13 +297,19 @@ pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
     )?;
     writeln!(
         w,
-        "  superslabs: {} mapped, {} reused; slabs: {} in use, {} acquired, {} reused; heaps: {}",
+        "  superslabs: {} mapped now, {} ever, {} reused; slabs: {} in use, {} acquired, {} reused; heaps: {}",
+        t.superslabs_mapped.saturating_sub(t.superslabs_unmapped),
         t.superslabs_mapped,
         t.superslabs_reused,
         t.slabs_in_use,
         t.slabs_acquired,
         t.slabs_reused,
         t.heaps
+    )?;
+    writeln!(
+        w,
+        "  decay: {} bytes purged, {} bytes of SuperSlabs unmapped ({} SuperSlabs), {} bytes of cached large blocks unmapped",
+        t.purged_bytes, t.unmapped_bytes, t.superslabs_unmapped, t.large_unmapped_bytes
     )?;
     writeln!(
         w,

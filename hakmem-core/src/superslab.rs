@@ -1,26 +1,25 @@
-//! SuperSlabs: naturally aligned regions (2 MiB by default) carved into equal slabs of one kind,
-//! the registry that says in O(1) whether an address lies in one, and the global pool of free
-//! slabs and empty SuperSlabs shared by all threads.
+//! SuperSlabs: naturally aligned regions (2 MiB by default) carved into equal slabs of one kind.
+//! This module knows one SuperSlab: its header, page table and slab descriptors, how it is
+//! formatted for a slab size, and how it is mapped and unmapped. The pool (`pool`) keeps the free
+//! ones, `purge` gives their memory back, `registry` says which addresses lie in one.
 //!
-//! Layout: a 64-byte header, the slab descriptors, the checked-mode bitmaps, then (page-aligned)
-//! the blocks of slab 0; slab `i > 0` starts at `i << slab_shift`. A SuperSlab is never unmapped
-//! (its pages are purged instead), so a stale pointer into one never faults.
+//! Layout: a 64-byte header, the page table (one slab pointer per 64 KiB page), the slab
+//! descriptors, the checked-mode bitmaps, then (page-aligned) the blocks of slab 0; slab `i > 0`
+//! starts at `i << slab_shift`. A SuperSlab in the cage is never unmapped (the cage's reservation
+//! holds its address space anyway; its pages are purged instead). One outside the cage is
+//! unmapped once it has been empty long enough, after its registry bits are cleared.
 
-use crate::heap::Heap;
-use crate::os::{self, PurgeKind, PAGE};
+use crate::os::{self, PAGE};
 use crate::policy;
-use crate::size_class::{KIND_BIG, KIND_MEDIUM, MEDIUM_SLAB_SHIFT, NUM_KINDS, SMALL_SLAB_SHIFT};
+use crate::registry::{self, CHUNK_SHIFT};
+use crate::size_class::{KIND_BIG, KIND_MEDIUM, MEDIUM_SLAB_SHIFT, SMALL_SLAB_SHIFT};
 use crate::slab::{Slab, SlabList, IN_POOL};
-use crate::sync::Mutex;
 use core::mem::size_of;
 use core::ptr;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicUsize, Ordering::*};
 
-/// Registry granularity: one bit per 1 MiB chunk of the 47-bit user address space (16 MiB of
-/// zero pages in .bss, touched only where SuperSlabs live).
-const CHUNK_SHIFT: usize = 20;
-const MAP_CHUNKS: usize = 1 << (47 - CHUNK_SHIFT);
-static REGISTRY: [AtomicU64; MAP_CHUNKS / 64] = [const { AtomicU64::new(0) }; MAP_CHUNKS / 64];
+/// Whether `a` lies inside a SuperSlab (the registry answers).
+pub use crate::registry::contains;
 
 /// log2 of the SuperSlab size, fixed at initialisation from HAKMEM_SUPERSLAB_MB.
 pub static SS_SHIFT: AtomicUsize = AtomicUsize::new(21);
@@ -35,26 +34,9 @@ pub fn set_ss_shift(shift: usize) {
 pub const MIN_SS_SHIFT: usize = CHUNK_SHIFT;
 pub const MAX_SS_SHIFT: usize = 24;
 
-/// Whether `a` lies inside a SuperSlab.
-#[inline(always)]
-pub fn contains(a: usize) -> bool {
-    let i = a >> CHUNK_SHIFT;
-    if i >= MAP_CHUNKS {
-        return false;
-    }
-    // SAFETY: `i < MAP_CHUNKS`, so the word index is in bounds.
-    let w = unsafe { REGISTRY.get_unchecked(i >> 6) }.load(Relaxed);
-    w & (1u64 << (i & 63)) != 0
-}
-
-fn register(base: usize, len: usize) {
-    let mut i = base >> CHUNK_SHIFT;
-    let end = (base + len) >> CHUNK_SHIFT;
-    while i < end {
-        REGISTRY[i >> 6].fetch_or(1u64 << (i & 63), Release);
-        i += 1;
-    }
-}
+/// SuperSlabs mapped since the start, and unmapped since (the difference is mapped now).
+pub static SS_MAPPED: AtomicUsize = AtomicUsize::new(0);
+pub static SS_UNMAPPED: AtomicUsize = AtomicUsize::new(0);
 
 #[repr(C, align(64))]
 pub struct SuperSlab {
@@ -83,7 +65,7 @@ pub fn ss_size() -> usize {
 pub fn slab_of(a: usize) -> *mut Slab {
     let ss = a & SS_MASK.load(Relaxed);
     // SAFETY: `a` is inside a registered SuperSlab, whose header and page table stay mapped
-    // forever; every page entry points to a slab descriptor of that SuperSlab.
+    // while it is registered; every page entry points to a slab descriptor of that SuperSlab.
     unsafe { *((ss + HEADER) as *const *mut Slab).add((a - ss) >> PAGE_SHIFT) }
 }
 
@@ -116,15 +98,12 @@ static DEAD_SLAB: DeadSlab = DeadSlab(Slab {
     purged: false,
 });
 
-/// Maps and registers a new SuperSlab whose pages all point to the dead slab.
-fn map_superslab(populate: bool) -> *mut SuperSlab {
+/// Maps and registers a new SuperSlab whose pages all point to the dead slab: in the cage if it
+/// has room, else anywhere. Null when the mapping fails (the caller releases what is cached and
+/// tries again: `pool::release_for_retry`).
+pub fn map(populate: bool) -> *mut SuperSlab {
     let mut ss = crate::cage::map(ss_size(), populate) as *mut SuperSlab;
     if ss.is_null() {
-        ss = os::map_aligned(ss_size(), ss_size(), populate) as *mut SuperSlab;
-    }
-    if ss.is_null() && crate::large::trim() > 0 {
-        // Out of address space (RLIMIT_AS) or memory: give back the cached large ranges and try
-        // once more before the caller reports ENOMEM.
         ss = os::map_aligned(ss_size(), ss_size(), populate) as *mut SuperSlab;
     }
     if ss.is_null() {
@@ -143,16 +122,37 @@ fn map_superslab(populate: bool) -> *mut SuperSlab {
         }
     }
     SS_MAPPED.fetch_add(1, Relaxed);
-    register(ss as usize, ss_size());
+    registry::register(ss as usize, ss_size());
     crate::cage::publish(ss as usize, ss_size(), contains);
     ss
+}
+
+/// Whether `ss` may be unmapped: it lies outside the cage (whose reservation keeps the address
+/// space of its SuperSlabs whether they are mapped or not).
+pub fn unmappable(ss: *const SuperSlab) -> bool {
+    !crate::cage::holds(ss as usize)
+}
+
+/// Unregisters and unmaps an empty SuperSlab outside the cage. From the moment its registry
+/// bits are cleared, a free, realloc or usable-size call with a stale pointer into it no longer
+/// reads its header: it is reported as an invalid pointer.
+///
+/// # Safety
+/// `ss` is a SuperSlab from `map` with `unmappable(ss)`, no slab in use, on no list, and nothing
+/// refers to it or its slabs any more.
+pub unsafe fn unmap(ss: *mut SuperSlab) {
+    debug_assert!(unmappable(ss), "a SuperSlab of the cage is never unmapped");
+    registry::unregister(ss as usize, ss_size());
+    // SAFETY: the caller's promise: nothing refers to `ss`, and no registry bit leads to it now.
+    unsafe { os::unmap(ss as *mut u8, ss_size()) };
+    SS_UNMAPPED.fetch_add(1, Relaxed);
 }
 
 fn slabs_offset() -> usize {
     HEADER + max_slabs() * size_of::<usize>()
 }
 
-fn slab_at(ss: *mut SuperSlab, i: usize) -> *mut Slab {
+pub fn slab_at(ss: *mut SuperSlab, i: usize) -> *mut Slab {
     (ss as usize + slabs_offset() + i * size_of::<Slab>()) as *mut Slab
 }
 
@@ -190,330 +190,57 @@ pub unsafe fn slab_bytes(s: *const Slab) -> usize {
     }
 }
 
-/// The global pool: free slabs per kind, empty SuperSlabs, and the heap registry.
-pub struct Pool {
-    free_slabs: [SlabList; NUM_KINDS],
-    empty_ss: *mut SuperSlab,
-    pub all_heaps: *mut Heap,
-    pub dead_heaps: *mut Heap,
-    /// Parked heaps that kept their slab cache for the next thread.
-    pub parked_caches: usize,
-    meta_cur: usize,
-    meta_end: usize,
-    last_purge: u64,
-}
-
-// SAFETY: the raw pointers are only used under the pool's lock.
-unsafe impl Send for Pool {}
-
-pub static POOL: Mutex<Pool> = Mutex::new(Pool {
-    free_slabs: [const { SlabList::new() }; NUM_KINDS],
-    empty_ss: ptr::null_mut(),
-    all_heaps: ptr::null_mut(),
-    dead_heaps: ptr::null_mut(),
-    parked_caches: 0,
-    meta_cur: 0,
-    meta_end: 0,
-    last_purge: 0,
-});
-
-pub static SS_MAPPED: AtomicUsize = AtomicUsize::new(0);
-pub static SS_REUSED: AtomicUsize = AtomicUsize::new(0);
-pub static SLABS_IN_USE: AtomicUsize = AtomicUsize::new(0);
-pub static SLABS_ACQUIRED: AtomicUsize = AtomicUsize::new(0);
-pub static SLABS_REUSED: AtomicUsize = AtomicUsize::new(0);
-
-/// Moves up to `want` free slabs of `kind` into `out` (from the pool, an empty SuperSlab, or a
-/// new one) under one lock; fewer (none) only when out of memory.
-pub fn acquire_slabs(kind: usize, want: usize, out: &mut SlabList) {
-    let mut p = POOL.lock();
-    let mut got = 0;
-    // SAFETY: the pool lock is held; every slab and SuperSlab in it is mapped.
-    unsafe {
-        while got < want {
-            let s = p.free_slabs[kind].pop();
-            if !s.is_null() {
-                SLABS_REUSED.fetch_add(1, Relaxed);
-                took(s, out);
-                got += 1;
-                continue;
-            }
-            let ss = p.take_empty_ss(kind);
-            let ss = if ss.is_null() {
-                drop(p);
-                let fresh = map_superslab(false);
-                p = POOL.lock();
-                if fresh.is_null() {
-                    break;
-                }
-                fresh
-            } else {
-                SS_REUSED.fetch_add(1, Relaxed);
-                ss
-            };
-            let first = p.format(ss, kind);
-            took(first, out);
-            got += 1;
-        }
-    }
-    SLABS_IN_USE.fetch_add(got, Relaxed);
-    SLABS_ACQUIRED.fetch_add(got, Relaxed);
-}
-
-/// # Safety
-/// The pool lock is held and `s` is a free slab just taken out of the pool.
-unsafe fn took(s: *mut Slab, out: &mut SlabList) {
-    // SAFETY: the pool lock is held (this fn's contract), and it guards the `in_use` count
-    // of the mapped SuperSlab holding `s`; `s` just left the pool, so it is on no other list.
-    unsafe {
-        (*superslab_of(s)).in_use += 1;
-        out.push(s);
-    }
-}
-
-/// Marks a slab that has left its class as free: a stale free of one of its blocks is now
-/// reported, not accepted.
+/// Formats `ss` for slabs of `kind`, pushes all but slab 0 onto `free` (the pool's free slabs of
+/// that kind), and returns slab 0.
 ///
 /// # Safety
-/// `s` is empty (no live block, no pending remote free) and in no list.
-pub unsafe fn unformat(s: *mut Slab) {
-    // SAFETY: `s` is empty and on no list (this fn's contract), so only the caller touches its
-    // plain fields; a stale free only reads them (and `heap` is atomic). The descriptor lies
-    // in a mapped SuperSlab, never unmapped.
+/// `ss` is a mapped SuperSlab with no slab in use, on no list, so nothing else reads its header
+/// or descriptors; `free` is the pool's list, its lock held.
+pub unsafe fn format(ss: *mut SuperSlab, kind: usize, free: &mut SlabList) -> *mut Slab {
+    let shift = match kind {
+        KIND_MEDIUM => MEDIUM_SLAB_SHIFT as usize,
+        KIND_BIG => SS_SHIFT.load(Relaxed),
+        _ => SMALL_SLAB_SHIFT as usize,
+    };
+    let n = ss_size() >> shift;
+    let first = first_offset();
+    // SAFETY: nothing else reads `ss`'s header while it is formatted (this fn's contract).
     unsafe {
-        debug_assert!(
-            (*s).used == 0 && (*s).thread_free.load(Relaxed) == 0,
-            "a slab goes back to the pool with live blocks or pending remote frees"
-        );
-        (*s).carved = 0; // a stale free of one of its blocks is now reported, not accepted
-        (*s).heap.store(ptr::null_mut(), Relaxed);
-        (*s).local_free = crate::freelist::NIL;
-        (*s).flags = IN_POOL;
+        (*ss).kind = kind as u8;
+        (*ss).slab_shift = shift as u8;
+        (*ss).nslabs = n as u16;
+        (*ss).in_use = 0;
+        (*ss).first_offset = first as u32;
+        (*ss).next = ptr::null_mut();
     }
-}
-
-/// Returns empty slabs (no live block, no pending remote free) to the pool under one lock,
-/// emptying `list`.
-///
-/// # Safety
-/// No thread will touch the slabs' blocks or descriptors again until they are reacquired.
-pub unsafe fn release_slabs(list: &mut SlabList) {
-    // SAFETY: the caller's promise, passed on; the lock is taken here.
-    unsafe { release_slabs_locked(&mut POOL.lock(), list) };
-}
-
-/// `release_slabs` for a caller that holds the pool lock.
-///
-/// # Safety
-/// As for `release_slabs`; `p` is the guarded pool (its lock is held).
-pub unsafe fn release_slabs_locked(p: &mut Pool, list: &mut SlabList) {
-    SLABS_IN_USE.fetch_sub(list.len, Relaxed);
-    let now = os::now_ms();
-    loop {
-        // SAFETY: the slabs on `list` are empty formatted slabs of mapped SuperSlabs that no
-        // other thread touches (this fn's contract).
-        let s = unsafe { list.pop() };
-        if s.is_null() {
-            break;
-        }
-        // SAFETY: `s` is empty and now on no list, as `unformat` requires.
-        unsafe { unformat(s) };
-        let ss = superslab_of(s);
-        // SAFETY: the pool lock is held, and it guards the SuperSlab headers' `in_use`, `next`,
-        // `empty_since` and `purged`, the pool lists, and the pool-side fields of free slabs;
-        // the other slabs of `ss` are free (its `in_use` is 0), so they are on the pool list.
+    let bits_base = ss as usize + slabs_offset() + max_slabs() * size_of::<Slab>();
+    let pages = ((ss as usize) + HEADER) as *mut *mut Slab;
+    for j in 0..max_slabs() {
+        // SAFETY: the page table (`max_slabs()` entries after the header) lies inside the
+        // mapped SuperSlab; each entry is a word-aligned slab pointer of `ss`.
         unsafe {
-            (*ss).in_use -= 1;
-            if (*ss).in_use == 0 {
-                for i in 0..(*ss).nslabs as usize {
-                    let t = slab_at(ss, i);
-                    if t != s {
-                        p.free_slabs[(*ss).kind as usize].remove(t);
-                    }
-                }
-                (*ss).empty_since = now;
-                (*ss).purged = false;
-                (*ss).next = p.empty_ss;
-                p.empty_ss = ss;
-            } else {
-                (*s).empty_since = now;
-                (*s).purged = false;
-                p.free_slabs[(*ss).kind as usize].push(s);
-            }
+            *pages.add(j) = slab_at(ss, (j << PAGE_SHIFT) >> shift);
+            crate::cage::set_page(ss as usize, j, *pages.add(j));
         }
     }
-    // SAFETY: the pool lock is held; every listed slab and SuperSlab is free and mapped.
-    unsafe { p.maybe_purge(now, false) };
-}
-
-/// Returns every free page to the OS now (`malloc_trim`, `hakmem_trim`).
-pub fn trim() {
-    let mut p = POOL.lock();
-    // SAFETY: the pool lock is held; every listed slab and SuperSlab is free and mapped.
-    unsafe { p.maybe_purge(os::now_ms(), true) };
-}
-
-/// Maps `n` SuperSlabs ahead of use, faulted in (HAKMEM_PREWARM).
-pub fn prewarm(n: usize) {
-    for _ in 0..n {
-        let ss = map_superslab(true);
-        if ss.is_null() {
-            return;
-        }
-        let mut p = POOL.lock();
-        // SAFETY: `ss` is a fresh SuperSlab; the pool lock is held.
+    for i in 0..n {
+        let s = slab_at(ss, i);
+        // SAFETY: descriptor `i < n <= max_slabs()` lies inside the mapped SuperSlab and no
+        // other thread reads it (this fn's contract); the pool lock guards `free`.
         unsafe {
-            (*ss).in_use = 0;
-            (*ss).nslabs = 0;
-            (*ss).kind = u8::MAX;
-            (*ss).purged = true; // nothing to purge: keep it warm
-            (*ss).next = p.empty_ss;
-        }
-        p.empty_ss = ss;
-    }
-}
-
-impl Pool {
-    /// Unlinks and returns an empty SuperSlab fit for `kind`, or null.
-    ///
-    /// # Safety
-    /// `self` is the guarded pool (its lock is held), so the empty list is consistent.
-    unsafe fn take_empty_ss(&mut self, kind: usize) -> *mut SuperSlab {
-        let any_kind = policy::get(policy::Opt::SlabReuse) != 0;
-        let mut link: *mut *mut SuperSlab = &mut self.empty_ss;
-        // SAFETY: the pool lock is held (this fn's contract); `link` points to the list head or
-        // to the `next` field of a mapped, empty SuperSlab on the list, which the lock guards.
-        unsafe {
-            while !(*link).is_null() {
-                let ss = *link;
-                if any_kind || (*ss).kind as usize == kind || (*ss).kind == u8::MAX {
-                    *link = (*ss).next;
-                    return ss;
-                }
-                link = &mut (*ss).next;
+            ptr::write_bytes(s, 0, 1);
+            (*s).index = i as u8;
+            (*s).kind = kind as u8;
+            (*s).start = ss as usize + if i == 0 { first } else { i << shift };
+            (*s).purged = (*ss).purged;
+            if policy::checked() {
+                (*s).check_bits = (bits_base + i * CHECK_BITS_BYTES) as *mut u64;
             }
-        }
-        ptr::null_mut()
-    }
-
-    /// Formats `ss` for slabs of `kind`, puts all but slab 0 in the pool, and returns slab 0.
-    ///
-    /// # Safety
-    /// `self` is the guarded pool (its lock is held), and `ss` is a mapped SuperSlab with no
-    /// slab in use, on no list, so nothing else reads its header or descriptors.
-    unsafe fn format(&mut self, ss: *mut SuperSlab, kind: usize) -> *mut Slab {
-        let shift = match kind {
-            KIND_MEDIUM => MEDIUM_SLAB_SHIFT as usize,
-            KIND_BIG => SS_SHIFT.load(Relaxed),
-            _ => SMALL_SLAB_SHIFT as usize,
-        };
-        let n = ss_size() >> shift;
-        let first = first_offset();
-        // SAFETY: nothing else reads `ss`'s header while it is formatted (this fn's contract).
-        unsafe {
-            (*ss).kind = kind as u8;
-            (*ss).slab_shift = shift as u8;
-            (*ss).nslabs = n as u16;
-            (*ss).in_use = 0;
-            (*ss).first_offset = first as u32;
-            (*ss).next = ptr::null_mut();
-        }
-        let bits_base = ss as usize + slabs_offset() + max_slabs() * size_of::<Slab>();
-        let pages = ((ss as usize) + HEADER) as *mut *mut Slab;
-        for j in 0..max_slabs() {
-            // SAFETY: the page table (`max_slabs()` entries after the header) lies inside the
-            // mapped SuperSlab; each entry is a word-aligned slab pointer of `ss`.
-            unsafe {
-                *pages.add(j) = slab_at(ss, (j << PAGE_SHIFT) >> shift);
-                crate::cage::set_page(ss as usize, j, *pages.add(j));
-            }
-        }
-        for i in 0..n {
-            let s = slab_at(ss, i);
-            // SAFETY: descriptor `i < n <= max_slabs()` lies inside the mapped SuperSlab and no
-            // other thread reads it (this fn's contract); the pool lock guards `free_slabs`.
-            unsafe {
-                ptr::write_bytes(s, 0, 1);
-                (*s).index = i as u8;
-                (*s).kind = kind as u8;
-                (*s).start = ss as usize + if i == 0 { first } else { i << shift };
-                (*s).purged = (*ss).purged;
-                if policy::checked() {
-                    (*s).check_bits = (bits_base + i * CHECK_BITS_BYTES) as *mut u64;
-                }
-                if i > 0 {
-                    (*s).flags = IN_POOL;
-                    self.free_slabs[kind].push(s);
-                }
-            }
-        }
-        slab_at(ss, 0)
-    }
-
-    /// Purges free slabs and empty SuperSlabs that have been unused for the purge delay
-    /// (all of them when `force`). One madvise per slab or SuperSlab, never per block.
-    ///
-    /// # Safety
-    /// `self` is the guarded pool (its lock is held): its listed slabs and SuperSlabs are
-    /// free, mapped, and used by no thread.
-    unsafe fn maybe_purge(&mut self, now: u64, force: bool) {
-        let kind = policy::purge_kind();
-        if kind == PurgeKind::None && !force {
-            return;
-        }
-        let kind = if kind == PurgeKind::None {
-            PurgeKind::DontNeed
-        } else {
-            kind
-        };
-        let delay = policy::get(policy::Opt::PurgeDelayMs) as u64;
-        if !force && delay > 0 && now.saturating_sub(self.last_purge) < delay.div_ceil(2) {
-            return;
-        }
-        self.last_purge = now;
-        let mut ss = self.empty_ss;
-        while !ss.is_null() {
-            // SAFETY: `ss` is on the empty list, guarded by the held pool lock: mapped, and no
-            // slab of it is in use, so its pages past the descriptors hold nothing live.
-            unsafe {
-                if !(*ss).purged && (force || now.saturating_sub((*ss).empty_since) >= delay) {
-                    let first = (*ss).first_offset as usize;
-                    os::purge((ss as usize + first) as *mut u8, ss_size() - first, kind);
-                    (*ss).purged = true;
-                }
-                ss = (*ss).next;
-            }
-        }
-        for list in &self.free_slabs {
-            let mut s = list.head;
-            while !s.is_null() {
-                // SAFETY: `s` is a free slab on a pool list, guarded by the held pool lock: its
-                // blocks hold nothing live, and its descriptor is in a formatted SuperSlab.
-                unsafe {
-                    if !(*s).purged && (force || now.saturating_sub((*s).empty_since) >= delay) {
-                        os::purge((*s).start as *mut u8, slab_bytes(s), kind);
-                        (*s).purged = true;
-                    }
-                    s = (*s).next;
-                }
+            if i > 0 {
+                (*s).flags = IN_POOL;
+                free.push(s);
             }
         }
     }
-
-    /// Zeroed metadata memory (heaps), never returned.
-    pub fn alloc_meta(&mut self, size: usize) -> *mut u8 {
-        let size = (size + 63) & !63;
-        if self.meta_cur + size > self.meta_end {
-            let chunk = size.max(256 << 10);
-            let m = os::map(chunk, false);
-            if m.is_null() {
-                return m;
-            }
-            self.meta_cur = m as usize;
-            self.meta_end = m as usize + chunk;
-        }
-        let p = self.meta_cur as *mut u8;
-        self.meta_cur += size;
-        p
-    }
+    slab_at(ss, 0)
 }

@@ -4,7 +4,7 @@
 //! effect itself (addresses reused, pages no longer resident) rather than a counter.
 
 use hakmem_core::size_class::{class_of, kind_of, KIND_MEDIUM, KIND_SMALL};
-use hakmem_core::{alloc, init, large, os, stats, superslab};
+use hakmem_core::{alloc, init, large, os, pool, stats, superslab};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Mutex, MutexGuard};
 
@@ -44,7 +44,7 @@ fn blocks_freed_by_other_threads_come_back_to_the_owner() {
     // The owner collects them: the same sizes come back from the same slabs (a slab emptied by the
     // remote frees may come back formatted for another of these sizes, so compare 64 KiB pages).
     let freed: std::collections::HashSet<usize> = ptrs.iter().map(|p| p >> 16).collect();
-    let slabs = superslab::SLABS_ACQUIRED.load(Relaxed);
+    let slabs = pool::SLABS_ACQUIRED.load(Relaxed);
     let again: Vec<usize> = (0..N)
         .map(|i| alloc::malloc(24 + i % 200) as usize)
         .collect();
@@ -57,7 +57,7 @@ fn blocks_freed_by_other_threads_come_back_to_the_owner() {
         "only {reused} of {N} blocks came from the remotely freed slabs"
     );
     assert!(
-        superslab::SLABS_ACQUIRED.load(Relaxed) - slabs < 40,
+        pool::SLABS_ACQUIRED.load(Relaxed) - slabs < 40,
         "remote frees were not reused"
     );
     for p in again {
