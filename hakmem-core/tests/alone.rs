@@ -190,3 +190,33 @@ fn trim_returns_free_pages_to_the_os() {
         "trim left {after} of {before} pages of the freed blocks resident"
     );
 }
+
+#[test]
+fn superslabs_in_the_cage_keep_their_address_space() {
+    let _g = alone();
+    let (base, _) = hakmem_core::cage::extent();
+    assert_ne!(base, 0, "no cage in this process");
+    let v: Vec<usize> = (0..4 * superslab::ss_size() / 16)
+        .map(|_| alloc::malloc(16) as usize)
+        .collect();
+    let mid = v[v.len() / 2];
+    assert!(hakmem_core::cage::contains(mid));
+    for p in v {
+        // SAFETY: live blocks from hakmem, freed once.
+        unsafe { alloc::free(p as *mut u8) };
+    }
+    let unmapped = superslab::SS_UNMAPPED.load(Relaxed);
+    alloc::trim();
+    assert_eq!(superslab::SS_UNMAPPED.load(Relaxed), unmapped);
+    assert!(superslab::contains(mid));
+    let mut v = 0u8;
+    // SAFETY: mincore only reads the page table for one page and writes one byte into `v`.
+    let rc = unsafe {
+        libc::mincore(
+            (mid & !(os::PAGE - 1)) as *mut libc::c_void,
+            os::PAGE,
+            &mut v,
+        )
+    };
+    assert_eq!(rc, 0, "a SuperSlab of the cage was unmapped");
+}

@@ -5,10 +5,15 @@
  *   interior         free(p + 8) for a 64-byte block p
  *   realloc_stack    realloc() of a stack address
  *   usable_interior  malloc_usable_size(p + 8) for a 64-byte block p
+ *   unmapped         free() of a block whose SuperSlab was unmapped: under an address-space limit
+ *                    (no cage), 64 MiB of 16-byte blocks are allocated and freed, malloc_trim(0)
+ *                    runs, and a block from the middle must no longer be mapped (/proc/self/maps)
+ *   realloc_unmapped realloc() of such a block
  * Expected with hakmem: a line on stderr containing "hakmem", "invalid pointer" and the address
  * (printed on stdout as "target=0x..." before the call); then SIGABRT by default, or, with
  * HAKMEM_INVALID_FREE=report, the program carries on (prints "continued" and exits 0). */
 #include "hk_test.h"
+#include <sys/resource.h>
 
 static void (*volatile p_free)(void *) = free;
 static void *(*volatile p_realloc)(void *, size_t) = realloc;
@@ -19,12 +24,60 @@ static void announce(void *t) {
     fflush(stdout);
 }
 
+/* Whether `a` lies in a mapping of this process. */
+static int mapped(const void *a) {
+    FILE *f = fopen("/proc/self/maps", "r");
+    REQUIRE(f != NULL, "/proc/self/maps: %s", strerror(errno));
+    unsigned long lo, hi, x = (unsigned long)a;
+    int found = 0;
+    char line[512];
+    while (!found && fgets(line, sizeof line, f))
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo <= x && x < hi) found = 1;
+    fclose(f);
+    return found;
+}
+
+/* A pointer to a 16-byte block that was freed, in a SuperSlab that was then unmapped. Runs the
+ * program again under a 1 GiB address-space limit first, so that hakmem has no cage (it keeps
+ * the address space of SuperSlabs in its cage) and maps every SuperSlab on its own. */
+static char *unmapped_block(char **argv) {
+    if (!getenv("HK_AS_LIMITED")) {
+        struct rlimit r;
+        REQUIRE(getrlimit(RLIMIT_AS, &r) == 0, "getrlimit");
+        r.rlim_cur = 1ul << 30;
+        REQUIRE(setrlimit(RLIMIT_AS, &r) == 0, "setrlimit");
+        setenv("HK_AS_LIMITED", "1", 1);
+        execv("/proc/self/exe", argv);
+        REQUIRE(0, "execv: %s", strerror(errno));
+    }
+    enum { N = 4 << 20 }; /* 64 MiB of blocks: several SuperSlabs of any size */
+    void **head = NULL, **stale = NULL;
+    for (size_t i = 0; i < N; i++) {
+        void **b = malloc(16);
+        REQUIRE(b != NULL, "malloc(16) failed after %zu blocks", i);
+        *b = head;
+        head = b;
+        if (i == N / 2) stale = b;
+    }
+    while (head) {
+        void **next = *head;
+        free(head);
+        head = next;
+    }
+    malloc_trim(0);
+    REQUIRE(!mapped(stale), "%p is still mapped after all its neighbours were freed and malloc_trim(0)",
+            (void *)stale);
+    return (char *)stale;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s stack|interior|realloc_stack|usable_interior\n", argv[0]);
+        fprintf(stderr, "usage: %s stack|interior|realloc_stack|usable_interior|unmapped|realloc_unmapped\n",
+                argv[0]);
         return 2;
     }
     const char *mode = argv[1];
+    char *gone = !strcmp(mode, "unmapped") || !strcmp(mode, "realloc_unmapped") ? unmapped_block(argv) : NULL;
     _Alignas(64) char stackbuf[256];
     memset(stackbuf, 0x33, sizeof stackbuf);
     char *stack_target = (char *)hk_opaque(stackbuf + 64);
@@ -49,6 +102,13 @@ int main(int argc, char **argv) {
         announce(p + 8);
         size_t u = p_usable(p + 8);
         printf("malloc_usable_size returned %zu\n", u);
+    } else if (!strcmp(mode, "unmapped")) {
+        announce(gone);
+        p_free(gone);
+    } else if (!strcmp(mode, "realloc_unmapped")) {
+        announce(gone);
+        void *r = p_realloc(gone, 100);
+        printf("realloc returned %p\n", r);
     } else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;
