@@ -55,7 +55,7 @@ test-profiles: lib
 # checks on (every debug_assert! on the allocator's invariants runs).
 DEBUG_LIB := target/debug/libhakmem.so
 test-debug:
-	$(CARGO) test -p hakmem-core --lib --test alone
+	$(CARGO) test -p hakmem-core --lib --test alone --test uncaged
 	$(CARGO) build -p hakmem-preload
 	HAKMEM_TEST_TIMEOUT=300 bash tests/run_c_tests.sh $(DEBUG_LIB)
 
