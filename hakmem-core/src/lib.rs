@@ -2,7 +2,7 @@
 //!
 //! Reading order: `size_class` → `tls` (thread cache) → `alloc` (fast paths and the API) →
 //! `heap` (refill, thread exit) → `slab` → `slab_cache` → `superslab` (registry, pool) → `os`; beside them
-//! `freelist` (hardened links), `remote` (cross-thread frees), `large`, `policy`, `stats`, `check`, `init`,
+//! `freelist` (hardened links), `remote` (cross-thread frees), `foreign` (blocks freed across threads, kept for reuse), `large`, `policy`, `stats`, `check`, `init`,
 //! `fork`, `process`.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -10,6 +10,7 @@
 pub mod alloc;
 pub mod cage;
 pub mod check;
+pub mod foreign;
 pub mod fork;
 pub mod freelist;
 pub mod heap;
