@@ -92,8 +92,16 @@ unsafe fn take_local_frees(bin: *mut Bin) -> *mut u8 {
 #[cold]
 #[inline(never)]
 fn alloc_slow(size: usize, c: usize) -> *mut u8 {
-    init::ensure();
     let tc = thread_cache();
+    // SAFETY: `tc` is this thread's cache; `c < NUM_CLASSES`.
+    unsafe {
+        let b = crate::foreign::take(tc, c);
+        if !b.is_null() {
+            (*tc).bins[c].allocs += 1;
+            return b;
+        }
+    }
+    init::ensure();
     if policy::checked() {
         return crate::check::alloc(size, c);
     }
@@ -472,6 +480,8 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
 /// Returns free memory to the OS now; the number of purge calls made.
 pub fn trim() -> usize {
     init::ensure();
+    // SAFETY: the calling thread's own cache.
+    unsafe { crate::foreign::flush(thread_cache()) };
     let before = os::MADVISE_CALLS.load(Relaxed) + os::MUNMAP_CALLS.load(Relaxed);
     crate::pool::trim();
     os::MADVISE_CALLS.load(Relaxed) + os::MUNMAP_CALLS.load(Relaxed) - before

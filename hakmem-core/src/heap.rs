@@ -527,6 +527,8 @@ pub unsafe fn attach(tc: *mut ThreadCache) -> *mut Heap {
 /// # Safety
 /// Called on the owning thread, once, from its exit handler.
 pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
+    // SAFETY: `tc` is the calling thread's live cache (this fn's contract).
+    unsafe { crate::foreign::flush(tc) };
     for c in 0..NUM_CLASSES {
         // SAFETY: called on the owning thread (this fn's contract): `tc` is its live cache
         // and `heap` its heap, touched by no other thread but for the atomic remote queue.

@@ -4,7 +4,8 @@
 //! `heap` (refill, thread exit) → `slab` → `slab_cache` → `pool` (free slabs and SuperSlabs) →
 //! `superslab` (one SuperSlab's layout, mapping and unmapping) → `purge` (memory going back) → `os`;
 //! beside them `registry` and `cage` (which addresses are SuperSlabs), `meta` (heap metadata),
-//! `freelist` (hardened links), `remote` (cross-thread frees), `large`, `policy`, `stats`, `check`,
+//! `freelist` (hardened links), `remote` (cross-thread frees),
+//! `foreign` (blocks freed across threads, kept for reuse), `large`, `policy`, `stats`, `check`,
 //! `init`, `fork`, `process`.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -12,6 +13,7 @@
 pub mod alloc;
 pub mod cage;
 pub mod check;
+pub mod foreign;
 pub mod fork;
 pub mod freelist;
 pub mod heap;

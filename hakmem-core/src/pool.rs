@@ -183,8 +183,12 @@ pub unsafe fn release_slabs_locked(p: &mut Pool, list: &mut SlabList) {
 pub fn release_for_retry() -> usize {
     let tc = crate::tls::thread_cache();
     // SAFETY: `tc` is this thread's cache; its heap, when attached, is this thread's own, and
-    // the callers (see above) hold no reference into it nor the shared heap's lock.
-    unsafe { release((*tc).heap, true) }
+    // the callers (see above) hold no reference into it nor the shared heap's lock. Its foreign
+    // blocks go home first, so that their slabs can empty.
+    unsafe {
+        crate::foreign::flush(tc);
+        release((*tc).heap, true)
+    }
 }
 
 /// `release_for_retry` for `heap::refill`, whose slab cache came back empty: gives back the

@@ -39,6 +39,14 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) 
     // SAFETY: the descriptor is never unmapped, and while block `k` is user-held the slab keeps
     // its format.
     let c = unsafe { (*s).class as usize };
+    // SAFETY: `tc` is this thread's cache (this fn's contract); with a heap, its exit handler
+    // flushes the foreign cache; `a` is a carved block of class `c`, tagged free just now.
+    unsafe {
+        if !(*tc).heap.is_null() && crate::foreign::keep(tc, c, a) {
+            *(*tc).remote_frees.get_unchecked_mut(c) += 1;
+            return;
+        }
+    }
     // SAFETY: as above for the link, written before the CAS that publishes the block;
     // `thread_free` is atomic.
     if unsafe { remote_list::push(&(*s).thread_free, k, |old| freelist::set_next(a, old)) } {

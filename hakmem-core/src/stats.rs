@@ -53,6 +53,8 @@ pub struct Totals {
     pub remote_drains: u64,
     pub drained_slabs: u64,
     pub drained_blocks: u64,
+    /// Remote frees sent back to their owners from the foreign cache (`foreign`).
+    pub foreign_returned: u64,
     /// Slabs a heap took from its own cache; batches it took from and gave back to the pool.
     pub slab_cache_hits: u64,
     pub pool_grabs: u64,
@@ -131,6 +133,7 @@ pub fn collect() -> Totals {
         remote_drains: 0,
         drained_slabs: 0,
         drained_blocks: 0,
+        foreign_returned: crate::foreign::RETURNED.load(Relaxed),
         slab_cache_hits: 0,
         pool_grabs: 0,
         pool_returns: 0,
@@ -206,7 +209,7 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
          \"superslabs_reused\":{},\"purged_bytes\":{},\"unmapped_bytes\":{},\
          \"large_unmapped_bytes\":{},\"slabs_in_use\":{},\
          \"slabs_acquired\":{},\"slabs_reused\":{},\"heaps\":{},\"remote_drains\":{},\
-         \"drained_slabs\":{},\"drained_blocks\":{},\"slab_cache_hits\":{},\"pool_grabs\":{},\
+         \"drained_slabs\":{},\"drained_blocks\":{},\"foreign_returned\":{},\"slab_cache_hits\":{},\"pool_grabs\":{},\
          \"pool_returns\":{},\"locks\":{{\"pool\":{},\"shared\":{},\
          \"large\":{}}},\"classes\":[",
         crate::init::VERSION,
@@ -236,6 +239,7 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         t.remote_drains,
         t.drained_slabs,
         t.drained_blocks,
+        t.foreign_returned,
         t.slab_cache_hits,
         t.pool_grabs,
         t.pool_returns,
@@ -318,6 +322,11 @@ pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         t.drained_slabs,
         t.drained_blocks,
         t.drained_blocks as f64 / t.remote_drains.max(1) as f64
+    )?;
+    writeln!(
+        w,
+        "  foreign cache: {} of the remote frees were sent back to their owners, the rest reused",
+        t.foreign_returned
     )?;
     writeln!(
         w,

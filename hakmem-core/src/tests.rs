@@ -413,3 +413,64 @@ fn double_frees_are_refused_and_never_hand_a_block_out_twice() {
         }
     }
 }
+
+#[test]
+fn blocks_freed_by_another_thread_are_reused_by_that_thread() {
+    setup();
+    let mine: Vec<usize> = (0..64).map(|_| alloc::malloc(48) as usize).collect();
+    for &p in &mine {
+        fill(p as *mut u8, 48, 7);
+    }
+    let theirs = mine.clone();
+    let reused = std::thread::spawn(move || {
+        for &p in &theirs {
+            unsafe { alloc::free(p as *mut u8) };
+        }
+        let got: Vec<usize> = (0..64).map(|_| alloc::malloc(48) as usize).collect();
+        let n = got.iter().filter(|p| theirs.contains(p)).count();
+        for &q in &got {
+            assert!(
+                !unsafe { crate::freelist::is_tagged(q) },
+                "a live block keeps no tag"
+            );
+            fill(q as *mut u8, 48, 9);
+        }
+        for q in got {
+            unsafe { alloc::free(q as *mut u8) };
+        }
+        n
+    })
+    .join()
+    .unwrap();
+    // The foreign cache keeps 32 blocks of 48 bytes and sends the older half home when full.
+    assert!(
+        reused >= 16,
+        "only {reused} of 64 blocks freed by the thread were reused by it"
+    );
+}
+
+#[test]
+fn an_exiting_thread_sends_the_blocks_it_kept_home() {
+    setup();
+    let mine: Vec<usize> = (0..20).map(|_| alloc::malloc(96) as usize).collect();
+    let slabs: Vec<*mut crate::slab::Slab> =
+        mine.iter().map(|&p| crate::superslab::slab_of(p)).collect();
+    let theirs = mine.clone();
+    std::thread::spawn(move || {
+        unsafe { alloc::free(alloc::malloc(16)) }; // this thread has a heap from here on
+        for p in theirs {
+            unsafe { alloc::free(p as *mut u8) };
+        }
+    })
+    .join()
+    .unwrap();
+    // This thread has not allocated since, so nothing collected the blocks: they wait on their
+    // slabs' remote stacks, where the exiting thread's flush put them.
+    for s in slabs {
+        let w = unsafe { (*s).thread_free.load(core::sync::atomic::Ordering::Acquire) };
+        assert_ne!(
+            w, 0,
+            "a block freed by an exited thread never reached its slab"
+        );
+    }
+}

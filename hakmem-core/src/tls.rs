@@ -6,6 +6,7 @@
 //! compilers emit for `__thread` with `-ftls-model=initial-exec`. The block starts zeroed, and a
 //! zeroed `ThreadCache` is a valid empty cache (every bin empty), so the fast path needs no check.
 
+use crate::foreign::{ForeignBin, FOREIGN_CLASSES};
 use crate::freelist::NIL;
 use crate::heap::Heap;
 use crate::size_class::NUM_CLASSES;
@@ -78,6 +79,8 @@ pub struct ThreadCache {
     pub remote_frees: [u64; NUM_CLASSES],
     pub heap: *mut Heap,
     pub state: usize,
+    /// Blocks of other heaps' slabs this thread freed, kept for its next allocations.
+    pub foreign: [ForeignBin; FOREIGN_CLASSES],
 }
 
 #[cfg(not(target_arch = "x86_64"))]

@@ -1,0 +1,194 @@
+//! The foreign cache: blocks of other threads' slabs that this thread freed, kept a few per size
+//! class for this thread's next allocations of that class, as the thread caches of tcmalloc and
+//! jemalloc keep every block their thread frees.
+//!
+//! Without it every cross-thread free is a CAS on a slab word that the owner and other freeing
+//! threads also write, and the block travels back to its owner's cache before anyone uses it
+//! again. With it a cross-thread free is a store into this thread's own cache, and under the
+//! hand-off patterns of servers (a thread frees what another allocated, then allocates) the
+//! block is reused while it is still in this core's cache. A block here is still counted as in
+//! use by its slab, so the slab keeps its owner and format until the block goes back.
+//!
+//! Blocks go back to their owners in bulk: when a class's cache is full, its older half is sent,
+//! each run of blocks of one slab linked first and pushed with one CAS; at thread exit, at
+//! `malloc_trim`, all of them. The cache holds bare addresses in this thread's TLS, never links
+//! in the blocks, and every block in it carries the free tag, so a double free is still caught.
+
+use crate::freelist;
+use crate::remote_list;
+use crate::size_class::CLASS_SIZE;
+use crate::slab::Slab;
+use crate::tls::ThreadCache;
+use core::sync::atomic::{AtomicU64, Ordering::*};
+
+/// Blocks sent back to their owners (the rest of the remote frees of cached classes were reused
+/// by the thread that freed them, or are still cached).
+pub static RETURNED: AtomicU64 = AtomicU64::new(0);
+
+/// Classes that have a foreign cache: blocks up to 8 KiB.
+pub const FOREIGN_CLASSES: usize = 32;
+/// Most blocks one class keeps.
+pub const SLOTS: usize = 32;
+/// Most bytes one class keeps (fewer slots for bigger blocks).
+const CLASS_BYTES: usize = 32 << 10;
+
+/// One class's cache: `n` blocks in `slots`, newest last.
+#[repr(C)]
+pub struct ForeignBin {
+    pub n: usize,
+    pub slots: [usize; SLOTS],
+}
+
+impl ForeignBin {
+    pub const EMPTY: ForeignBin = ForeignBin {
+        n: 0,
+        slots: [0; SLOTS],
+    };
+}
+
+/// How many blocks class `c` keeps.
+const fn cap(c: usize) -> usize {
+    let by_bytes = CLASS_BYTES / CLASS_SIZE[c] as usize;
+    if by_bytes < 2 {
+        2
+    } else if by_bytes > SLOTS {
+        SLOTS
+    } else {
+        by_bytes
+    }
+}
+
+static CAP: [u8; FOREIGN_CLASSES] = {
+    let mut t = [0u8; FOREIGN_CLASSES];
+    let mut c = 0;
+    while c < FOREIGN_CLASSES {
+        t[c] = cap(c) as u8;
+        c += 1;
+    }
+    t
+};
+
+/// Keeps block `a` of class `c` (freed by this thread, owned by another heap's slab, already
+/// tagged free). False when class `c` has no foreign cache: the caller frees remotely.
+///
+/// # Safety
+/// `tc` is this thread's cache and has a heap (its exit handler will flush the cache); `a` is a
+/// carved block of a formatted slab of class `c`, user-held until now and tagged free.
+#[inline(always)]
+pub unsafe fn keep(tc: *mut ThreadCache, c: usize, a: usize) -> bool {
+    if c >= FOREIGN_CLASSES {
+        return false;
+    }
+    // SAFETY: `tc` is this thread's cache (this fn's contract), touched by no other thread;
+    // `c < FOREIGN_CLASSES`.
+    unsafe {
+        let f = (*tc).foreign.get_unchecked_mut(c);
+        if f.n >= CAP[c] as usize {
+            send_oldest(f);
+        }
+        *f.slots.get_unchecked_mut(f.n) = a;
+        f.n += 1;
+    }
+    true
+}
+
+/// The newest block of class `c` in this thread's foreign cache, its free tag cleared, or null.
+///
+/// # Safety
+/// `tc` is this thread's cache.
+#[inline(always)]
+pub unsafe fn take(tc: *mut ThreadCache, c: usize) -> *mut u8 {
+    if c >= FOREIGN_CLASSES {
+        return core::ptr::null_mut();
+    }
+    // SAFETY: `tc` is this thread's cache (this fn's contract); a block in it is free, held by
+    // this thread alone (its slab counts it as in use), so its tag is this thread's to clear.
+    unsafe {
+        let f = (*tc).foreign.get_unchecked_mut(c);
+        if f.n == 0 {
+            return core::ptr::null_mut();
+        }
+        f.n -= 1;
+        let a = *f.slots.get_unchecked(f.n);
+        freelist::clear_tag(a);
+        a as *mut u8
+    }
+}
+
+/// Sends every block of every class back to its owner (thread exit, `malloc_trim`).
+///
+/// # Safety
+/// `tc` is this thread's cache.
+pub unsafe fn flush(tc: *mut ThreadCache) {
+    for c in 0..FOREIGN_CLASSES {
+        // SAFETY: `tc` is this thread's cache (this fn's contract).
+        unsafe {
+            let f = &mut (*tc).foreign[c];
+            send(&f.slots[..f.n]);
+            f.n = 0;
+        }
+    }
+}
+
+/// Sends the older half of a full class back to the owners and moves the newer half down.
+#[cold]
+#[inline(never)]
+fn send_oldest(f: &mut ForeignBin) {
+    let half = f.n / 2;
+    // SAFETY: the blocks in a foreign cache are free blocks of formatted slabs held by this
+    // thread alone (see `keep`), as `send` requires.
+    unsafe { send(&f.slots[..half]) };
+    f.slots.copy_within(half..f.n, 0);
+    f.n -= half;
+}
+
+/// The slab descriptor of block `a` (a block of a formatted slab).
+#[inline(always)]
+fn slab_of_block(a: usize) -> *mut Slab {
+    let off = crate::cage::offset(a);
+    if off < crate::cage::limit() {
+        // SAFETY: `off < limit()`.
+        unsafe { crate::cage::slab_at(off) }
+    } else {
+        crate::superslab::slab_of(a)
+    }
+}
+
+/// Returns blocks to their slabs' owners: each run of consecutive blocks of one slab is linked
+/// and pushed on the slab's remote stack with one CAS (the owner collects them as any remote
+/// free).
+///
+/// # Safety
+/// Each block is a free block of a formatted slab, tagged, held by the caller alone and counted
+/// as in use by its slab.
+unsafe fn send(blocks: &[usize]) {
+    if blocks.is_empty() {
+        return;
+    }
+    RETURNED.fetch_add(blocks.len() as u64, Relaxed);
+    let mut i = 0;
+    while i < blocks.len() {
+        let head = blocks[i];
+        let s = slab_of_block(head);
+        // SAFETY: `head` is a block of formatted slab `s` that its slab counts as in use (this
+        // fn's contract), so `s` keeps its owner and format until the push below publishes it;
+        // its owner heap is never freed; `index_of` reads fields fixed while formatted.
+        let (heap, k) = unsafe { ((*s).heap.load(Acquire), (*s).index_of(head)) };
+        let mut tail = head;
+        let mut j = i + 1;
+        while j < blocks.len() && slab_of_block(blocks[j]) == s {
+            // SAFETY: as above: both blocks are this caller's, in slab `s`.
+            unsafe { freelist::set_next(tail, (*s).index_of(blocks[j])) };
+            tail = blocks[j];
+            j += 1;
+        }
+        // SAFETY: the run's links are written before the CAS that publishes them; the tail's
+        // link is the caller's to write until then; `thread_free` is atomic.
+        if unsafe { remote_list::push(&(*s).thread_free, k, |old| freelist::set_next(tail, old)) } {
+            // SAFETY: this push set NOTIFIED, so `s` is in no queue, and it stays `heap`'s
+            // until its consumer clears the bit (see `remote::free_remote`).
+            unsafe { remote_list::enqueue(&(*heap).remote_slabs, s) };
+        }
+        i = j;
+    }
+}
