@@ -388,6 +388,49 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
     q
 }
 
+/// `realloc` for a caller that knows how many bytes of the block are its own (Rust's
+/// `GlobalAlloc::realloc`, which passes the layout the block was allocated with): a block in
+/// the cage is resized from its slab descriptor, reached through the cage's page table as
+/// `free` reaches it, instead of `usable`'s registry lookup; it stays in place under the same
+/// rule as `realloc`'s, and a move copies only the `old` bytes the caller wrote. Anything else
+/// (a large block, a SuperSlab outside the cage, checking mode, a pointer that is no block)
+/// takes `realloc`.
+///
+/// # Safety
+/// As for `realloc`, and `n > 0`; the first `old` bytes of `p` are the caller's block.
+#[inline]
+pub unsafe fn realloc_sized(p: *mut u8, old: usize, n: usize) -> *mut u8 {
+    let a = p as usize;
+    let off = crate::cage::offset(a);
+    if off < crate::cage::limit() && !policy::checked() {
+        // SAFETY: `off < limit()`, so the page table has an entry for it: a descriptor in a
+        // mapped SuperSlab or the dead slab, never unmapped; `holds_block` and `block_size`
+        // only read it.
+        let s = unsafe { crate::cage::slab_at(off) };
+        // SAFETY: as above.
+        if unsafe { (*s).holds_block(a) } {
+            // SAFETY: as above; `a` is a carved block of `s`, so its block size is its usable size.
+            let size = unsafe { (*s).block_size } as usize;
+            if n <= size && (n >= size / 2 || size <= 64) {
+                return p;
+            }
+            let q = malloc(n);
+            if !q.is_null() {
+                // SAFETY: `p` is live with `size` usable bytes, of which the first `old` are
+                // the caller's (this fn's contract), and `q` is a new block of at least `n`
+                // bytes, distinct from `p`; then `p` is freed once, as the caller gave it up.
+                unsafe {
+                    ptr::copy_nonoverlapping(p, q, old.min(size).min(n));
+                    free(p);
+                }
+            }
+            return q;
+        }
+    }
+    // SAFETY: the caller's promise, passed on.
+    unsafe { realloc(p, n) }
+}
+
 /// # Safety
 /// As for `realloc`.
 pub unsafe fn reallocarray(p: *mut u8, n: usize, m: usize) -> *mut u8 {

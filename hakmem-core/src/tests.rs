@@ -472,5 +472,75 @@ fn an_exiting_thread_sends_the_blocks_it_kept_home() {
             w, 0,
             "a block freed by an exited thread never reached its slab"
         );
+
+fn realloc_sized_grows_and_shrinks_in_place_within_the_block_and_keeps_contents() {
+    setup();
+    for old in (1..=1100).step_by(7).chain([4000, 70_000, 250_000]) {
+        let p = alloc::malloc(old);
+        fill(p, old, 5);
+        let usable = unsafe { alloc::usable_size(p) };
+        for new in [
+            old + 1,
+            usable,
+            usable + 1,
+            usable / 2 + 1,
+            usable / 2,
+            old / 3 + 1,
+        ] {
+            let p = alloc::malloc(old);
+            fill(p, old, 5);
+            let q = unsafe { alloc::realloc_sized(p, old, new) };
+            assert!(!q.is_null());
+            let u = unsafe { alloc::usable_size(q) };
+            assert!(
+                u >= new,
+                "realloc_sized({old} -> {new}) gave {u} usable bytes"
+            );
+            let in_place = new <= usable && (new >= usable / 2 || usable <= 64);
+            assert_eq!(
+                q == p,
+                in_place,
+                "realloc_sized({old} -> {new}), usable {usable}"
+            );
+            assert!(
+                check(q, old.min(new), 5),
+                "realloc_sized({old} -> {new}) lost data"
+            );
+            // The whole new size is the caller's: writing it must not reach a neighbour.
+            let nb = alloc::malloc(old);
+            fill(nb, old, 9);
+            fill(q, new, 7);
+            assert!(
+                check(nb, old, 9),
+                "realloc_sized({old} -> {new}) overlaps a neighbour"
+            );
+            assert!(check(q, new, 7));
+            unsafe {
+                alloc::free(nb);
+                alloc::free(q);
+            }
+        }
+        unsafe { alloc::free(p) };
+    }
+}
+
+#[test]
+fn realloc_sized_takes_reallocs_path_for_large_blocks_and_refuses_non_blocks() {
+    setup();
+    let p = alloc::malloc(100);
+    fill(p, 100, 2);
+    unsafe {
+        let q = alloc::realloc_sized(p, 100, 300_000);
+        assert!(check(q, 100, 2));
+        fill(q, 300_000, 4);
+        let r = alloc::realloc_sized(q, 300_000, 5 << 20);
+        assert!(check(r, 300_000, 4));
+        let s = alloc::realloc_sized(r, 5 << 20, 50);
+        assert!(check(s, 50, 4));
+        assert!(alloc::usable_size(s) >= 50);
+        // HAKMEM_INVALID_FREE=report here: the middle of a block is reported, never resized.
+        assert!(alloc::realloc_sized(s.add(16), 16, 100).is_null());
+        assert!(check(s, 50, 4), "the real block must be untouched");
+        alloc::free(s);
     }
 }

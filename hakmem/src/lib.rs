@@ -57,7 +57,7 @@ unsafe impl GlobalAlloc for HakMem {
     #[inline]
     unsafe fn realloc(&self, p: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         if layout.align() <= MIN_ALIGN {
-            hk::realloc(p, new_size)
+            hk::realloc_sized(p, layout.size(), new_size)
         } else {
             realloc_aligned(p, layout, new_size)
         }

@@ -209,3 +209,52 @@ fn fork_child_allocates_while_parent_threads_hold_the_allocator() {
         b.join().unwrap();
     }
 }
+
+/// Rust passes the old layout to realloc; hakmem grows or shrinks a small block in place while
+/// the new size fits its size class (and is not under half of it), and the whole new size is
+/// then the program's: writing it keeps the old bytes and reaches no neighbour.
+#[test]
+fn realloc_in_place_within_the_block_keeps_contents_and_neighbours() {
+    for size in (1..=1100).step_by(9).chain([5000, 70_000]) {
+        let l = Layout::from_size_align(size, 8).unwrap();
+        // SAFETY: every layout has a non-zero size; each block is freed once with its layout.
+        unsafe {
+            let p = alloc(l);
+            let usable = hakmem_core::usable_size(p);
+            for i in 0..size {
+                *p.add(i) = (i % 253) as u8;
+            }
+            let q = realloc(p, l, usable);
+            assert_eq!(
+                q, p,
+                "realloc({size} -> {usable}) within the block moved it"
+            );
+            let neighbour = alloc(l);
+            neighbour.write_bytes(0x5A, size);
+            for i in size..usable {
+                *q.add(i) = 0xC3;
+            }
+            assert!(
+                (0..size).all(|i| *q.add(i) == (i % 253) as u8),
+                "realloc({size} -> {usable})"
+            );
+            assert!(
+                (0..size).all(|i| *neighbour.add(i) == 0x5A),
+                "realloc({size} -> {usable})"
+            );
+            let grown = realloc(q, Layout::from_size_align(usable, 8).unwrap(), usable + 1);
+            assert!(
+                (0..size).all(|i| *grown.add(i) == (i % 253) as u8),
+                "realloc(-> {})",
+                usable + 1
+            );
+            assert!(
+                (size..usable).all(|i| *grown.add(i) == 0xC3),
+                "realloc(-> {})",
+                usable + 1
+            );
+            dealloc(grown, Layout::from_size_align(usable + 1, 8).unwrap());
+            dealloc(neighbour, l);
+        }
+    }
+}
