@@ -472,7 +472,10 @@ fn an_exiting_thread_sends_the_blocks_it_kept_home() {
             w, 0,
             "a block freed by an exited thread never reached its slab"
         );
+    }
+}
 
+#[test]
 fn realloc_sized_grows_and_shrinks_in_place_within_the_block_and_keeps_contents() {
     setup();
     for old in (1..=1100).step_by(7).chain([4000, 70_000, 250_000]) {
