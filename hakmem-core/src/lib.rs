@@ -2,7 +2,7 @@
 //!
 //! Reading order: `size_class` → `tls` (thread cache) → `alloc` (fast paths and the API) →
 //! `heap` (refill, thread exit) → `slab` → `slab_cache` → `superslab` (registry, pool) → `os`; beside them
-//! `freelist` (hardened links), `remote` (cross-thread frees), `large`, `policy`, `stats`, `check`, `init`,
+//! `freelist` (hardened links), `remote` (cross-thread frees), `large` (with `large_map`, `large_cache`), `policy`, `stats`, `check`, `init`,
 //! `fork`, `process`.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -15,6 +15,8 @@ pub mod freelist;
 pub mod heap;
 pub mod init;
 pub mod large;
+pub mod large_cache;
+pub mod large_map;
 pub mod os;
 pub mod policy;
 pub mod process;
