@@ -135,3 +135,85 @@ pub fn take(p: usize) -> Option<Mapping> {
         len,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A page-aligned address of our own that nothing else records: a fresh mapping.
+    fn fresh(pages: usize) -> usize {
+        let p = os::map(pages * PAGE, false) as usize;
+        assert_ne!(p, 0);
+        p
+    }
+
+    #[test]
+    fn insert_lookup_take_round_trip() {
+        let p = fresh(4);
+        let m = Mapping {
+            base: p,
+            len: 4 * PAGE,
+        };
+        assert_eq!(lookup(p), None);
+        assert!(insert(p, m));
+        assert_eq!(lookup(p), Some(m));
+        assert_eq!(lookup(p), Some(m), "a lookup leaves the record in place");
+        assert_eq!(take(p), Some(m));
+        assert_eq!(take(p), None, "a second take (a double free) finds nothing");
+        assert_eq!(lookup(p), None);
+    }
+
+    #[test]
+    fn interior_unaligned_and_out_of_range_pointers_are_not_blocks() {
+        let p = fresh(4) + PAGE; // an over-aligned block: its mapping starts a page lower
+        let m = Mapping {
+            base: p - PAGE,
+            len: 4 * PAGE,
+        };
+        assert!(insert(p, m));
+        for q in [p + PAGE, p + 2 * PAGE, p - PAGE, p + 16, p + 1, p - 8] {
+            assert_eq!(lookup(q), None, "{q:#x} is inside or beside the block at {p:#x}");
+            assert_eq!(take(q), None);
+        }
+        for q in [0, 8, usize::MAX & !(PAGE - 1), 1 << 47, 1 << 63] {
+            assert_eq!(lookup(q), None);
+            assert_eq!(take(q), None);
+            assert!(!insert(q, m) || q >> ADDR_BITS == 0);
+        }
+        assert_eq!(take(p), Some(m), "the block itself is still there");
+    }
+
+    #[test]
+    fn concurrent_takes_of_one_block_succeed_once() {
+        for _ in 0..200 {
+            let p = fresh(1);
+            let m = Mapping { base: p, len: PAGE };
+            assert!(insert(p, m));
+            let wins: usize = std::thread::scope(|s| {
+                let hs: Vec<_> = (0..4)
+                    .map(|_| s.spawn(move || take(p).is_some() as usize))
+                    .collect();
+                hs.into_iter().map(|h| h.join().unwrap()).sum()
+            });
+            assert_eq!(wins, 1);
+            // SAFETY: the test's own mapping, no longer recorded.
+            unsafe { os::unmap(p as *mut u8, PAGE) };
+        }
+    }
+
+    #[test]
+    fn records_across_many_leaves_are_independent() {
+        // Addresses 1 GiB apart fall in different leaves; none of them is mapped here, the map
+        // only stores numbers.
+        let base = 0x1000_0000_0000usize;
+        for i in 0..8 {
+            let p = base + (i << 30);
+            assert!(insert(p, Mapping { base: p, len: PAGE }));
+        }
+        for i in 0..8 {
+            let p = base + (i << 30);
+            assert_eq!(lookup(p + PAGE), None);
+            assert_eq!(take(p), Some(Mapping { base: p, len: PAGE }));
+        }
+    }
+}

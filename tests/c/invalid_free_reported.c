@@ -5,6 +5,8 @@
  *   interior         free(p + 8) for a 64-byte block p
  *   realloc_stack    realloc() of a stack address
  *   usable_interior  malloc_usable_size(p + 8) for a 64-byte block p
+ *   large_interior   free(b + 4096) for a 1 MiB block b (a page boundary inside it)
+ *   large_double     free(b) twice for a 1 MiB block b
  * Expected with hakmem: a line on stderr containing "hakmem", "invalid pointer" and the address
  * (printed on stdout as "target=0x..." before the call); then SIGABRT by default, or, with
  * HAKMEM_INVALID_FREE=report, the program carries on (prints "continued" and exits 0). */
@@ -21,7 +23,8 @@ static void announce(void *t) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s stack|interior|realloc_stack|usable_interior\n", argv[0]);
+        fprintf(stderr, "usage: %s stack|interior|realloc_stack|usable_interior|large_interior|large_double\n",
+                argv[0]);
         return 2;
     }
     const char *mode = argv[1];
@@ -34,6 +37,10 @@ int main(int argc, char **argv) {
     void *q = malloc(64); /* a neighbour */
     REQUIRE(q != NULL, "malloc(64) failed");
     hk_fill(q, 64, 65);
+    const size_t big = 1 << 20;
+    unsigned char *b = malloc(big); /* a large block (own mapping) */
+    REQUIRE(b != NULL, "malloc(1 MiB) failed");
+    hk_fill(b, big, 66);
 
     if (!strcmp(mode, "stack")) {
         announce(stack_target);
@@ -49,6 +56,15 @@ int main(int argc, char **argv) {
         announce(p + 8);
         size_t u = p_usable(p + 8);
         printf("malloc_usable_size returned %zu\n", u);
+    } else if (!strcmp(mode, "large_interior")) {
+        announce(b + 4096);
+        p_free(b + 4096);
+    } else if (!strcmp(mode, "large_double")) {
+        unsigned char *d = malloc(big);
+        REQUIRE(d != NULL, "malloc(1 MiB) failed");
+        p_free(d);
+        announce(d);
+        p_free(d);
     } else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;
@@ -56,6 +72,7 @@ int main(int argc, char **argv) {
     /* report mode: nothing may have been damaged */
     CHECK(hk_check(p, 64, 64) == SIZE_MAX, "the block around the bad pointer was damaged");
     CHECK(hk_check(q, 64, 65) == SIZE_MAX, "the neighbouring block was damaged");
+    CHECK(hk_check(b, big, 66) == SIZE_MAX, "the large block was damaged");
     for (size_t i = 0; i < sizeof stackbuf; i++)
         if ((unsigned char)stackbuf[i] != 0x33) {
             CHECK(0, "the stack buffer was written at offset %zu", i);
@@ -63,6 +80,7 @@ int main(int argc, char **argv) {
         }
     free(p);
     free(q);
+    free(b);
     for (int i = 0; i < 1000; i++) free(malloc((size_t)i + 1));
     printf("continued\n");
     return hk_done("invalid_free_reported");
