@@ -259,8 +259,8 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
     if !record(q as usize, m) {
         // No leaf for the new address (out of memory): move the block back where it was.
         // SAFETY: `q` is the block's mapping, ours alone; `p..p+e.len` was vacated by mremap.
-        let back = unsafe { os::remap_to(q, len, e.len, p) };
-        if back == p {
+        let back = unsafe { os::remap_to(q, len, e.len, p as usize) };
+        if core::ptr::eq(back, p) {
             record(p as usize, e);
         }
         os::set_errno(libc::ENOMEM);

@@ -35,7 +35,8 @@ struct Record {
 
 type Leaf = [Record; LEAF_LEN];
 
-static ROOT: [AtomicPtr<Leaf>; 1 << ROOT_BITS] = [const { AtomicPtr::new(ptr::null_mut()) }; 1 << ROOT_BITS];
+static ROOT: [AtomicPtr<Leaf>; 1 << ROOT_BITS] =
+    [const { AtomicPtr::new(ptr::null_mut()) }; 1 << ROOT_BITS];
 
 /// A block's mapping as recorded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,7 +173,11 @@ mod tests {
         };
         assert!(insert(p, m));
         for q in [p + PAGE, p + 2 * PAGE, p - PAGE, p + 16, p + 1, p - 8] {
-            assert_eq!(lookup(q), None, "{q:#x} is inside or beside the block at {p:#x}");
+            assert_eq!(
+                lookup(q),
+                None,
+                "{q:#x} is inside or beside the block at {p:#x}"
+            );
             assert_eq!(take(q), None);
         }
         for q in [0, 8, usize::MAX & !(PAGE - 1), 1 << 47, 1 << 63] {

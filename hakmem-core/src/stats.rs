@@ -296,10 +296,7 @@ pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         "  slab refills: {} from the heap's slab cache, {} batches from the pool, {} batches back",
         t.slab_cache_hits, t.pool_grabs, t.pool_returns
     )?;
-    for (name, l) in [
-        ("pool", &t.pool_lock),
-        ("shared heap", &t.shared_lock),
-    ] {
+    for (name, l) in [("pool", &t.pool_lock), ("shared heap", &t.shared_lock)] {
         writeln!(
             w,
             "  lock {:<11}: {} acquired, {} contended, {} slept",

@@ -221,8 +221,15 @@ fn large_blocks_freed_by_racing_threads_are_freed_exactly_once() {
         });
         assert_eq!(wins, blocks.len(), "each large block is freed exactly once");
         for &p in &blocks {
-            assert_eq!(large::usable_size(p as *mut u8), None, "a freed block is no block");
-            assert!(!large::free(p as *mut u8), "a later double free is refused too");
+            assert_eq!(
+                large::usable_size(p as *mut u8),
+                None,
+                "a freed block is no block"
+            );
+            assert!(
+                !large::free(p as *mut u8),
+                "a later double free is refused too"
+            );
         }
     }
 }
