@@ -192,7 +192,7 @@ address_in() {
     [ -n "$hex" ] && grep -qiE "0x0*$hex([^0-9a-f]|$)" "$1"
 }
 
-for mode in stack interior realloc_stack usable_interior unmapped realloc_unmapped; do
+for mode in stack interior realloc_stack usable_interior unmapped realloc_unmapped large_interior large_double; do
     for variant in abort report; do
         name="invalid_free_reported[$mode]"
         [ "$variant" = report ] && name="invalid_free_reported[$mode,report]"

@@ -77,7 +77,6 @@ pub fn prepare() {
             unsafe { _IO_list_lock() };
             SHARED.raw_lock();
             POOL.raw_lock();
-            crate::large::lock_for_fork();
         }
         LOCKED.store(lock, Relaxed);
         DEPTH.store(1, Relaxed);
@@ -113,7 +112,6 @@ fn release(list_lock: impl FnOnce()) {
         if LOCKED.load(Relaxed) {
             // SAFETY: this thread (the only one, in a child) took these locks in `prepare`.
             unsafe {
-                crate::large::unlock_after_fork();
                 POOL.force_unlock();
                 SHARED.force_unlock();
             }

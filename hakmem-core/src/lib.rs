@@ -5,7 +5,7 @@
 //! `superslab` (one SuperSlab's layout, mapping and unmapping) → `purge` (memory going back) → `os`;
 //! beside them `registry` and `cage` (which addresses are SuperSlabs), `meta` (heap metadata),
 //! `freelist` (hardened links), `remote` (cross-thread frees),
-//! `foreign` (blocks freed across threads, kept for reuse), `large`, `policy`, `stats`, `check`,
+//! `foreign` (blocks freed across threads, kept for reuse), `large` (with `large_map`, `large_cache`), `policy`, `stats`, `check`,
 //! `init`, `fork`, `process`.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -19,6 +19,8 @@ pub mod freelist;
 pub mod heap;
 pub mod init;
 pub mod large;
+pub mod large_cache;
+pub mod large_map;
 pub mod meta;
 pub mod os;
 pub mod policy;

@@ -193,6 +193,35 @@ pub unsafe fn remap(p: *mut u8, old: usize, new: usize) -> *mut u8 {
     q as *mut u8
 }
 
+/// Moves mapping `p..p+old` to address `to`, resized to `new` bytes; returns `to`, or null on failure
+/// (the old mapping stays).
+///
+/// # Safety
+/// `p..p+old` must be a whole mapping made by this module, and `to..to+new` address space that
+/// this process does not use (whatever is mapped there is replaced).
+pub unsafe fn remap_to(p: *mut u8, old: usize, new: usize, to: usize) -> *mut u8 {
+    MREMAP_CALLS.fetch_add(1, Relaxed);
+    // SAFETY: this fn's contract: the source is ours and the destination unused.
+    let q = unsafe {
+        libc::mremap(
+            p as *mut libc::c_void,
+            old,
+            new,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            to as *mut libc::c_void,
+        )
+    };
+    if q == libc::MAP_FAILED {
+        return ptr::null_mut();
+    }
+    if new > old {
+        add_mapped(new - old);
+    } else {
+        sub_mapped(old - new);
+    }
+    q as *mut u8
+}
+
 /// How freed memory is returned to the OS.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum PurgeKind {

@@ -59,10 +59,9 @@ pub struct Totals {
     pub slab_cache_hits: u64,
     pub pool_grabs: u64,
     pub pool_returns: u64,
-    /// The global locks: the slab pool, the shared heap, the large-block table.
+    /// The global locks: the slab pool, the shared heap.
     pub pool_lock: LockCounts,
     pub shared_lock: LockCounts,
-    pub large_lock: LockCounts,
 }
 
 /// Adds one heap's counters: its accumulated totals, and the live TLS counters of the thread
@@ -140,7 +139,6 @@ pub fn collect() -> Totals {
         // Read before the pool lock is taken below, so that the report's own lock is not counted.
         pool_lock: POOL.counts(),
         shared_lock: heap::SHARED.counts(),
-        large_lock: large::lock_counts(),
     };
     {
         let p = POOL.lock();
@@ -210,8 +208,8 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
          \"large_unmapped_bytes\":{},\"slabs_in_use\":{},\
          \"slabs_acquired\":{},\"slabs_reused\":{},\"heaps\":{},\"remote_drains\":{},\
          \"drained_slabs\":{},\"drained_blocks\":{},\"foreign_returned\":{},\"slab_cache_hits\":{},\"pool_grabs\":{},\
-         \"pool_returns\":{},\"locks\":{{\"pool\":{},\"shared\":{},\
-         \"large\":{}}},\"classes\":[",
+         \"pool_returns\":{},\"locks\":{{\"pool\":{},\"shared\":{}}},\
+         \"classes\":[",
         crate::init::VERSION,
         t.allocs,
         t.frees,
@@ -244,8 +242,7 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         t.pool_grabs,
         t.pool_returns,
         Json(&t.pool_lock),
-        Json(&t.shared_lock),
-        Json(&t.large_lock)
+        Json(&t.shared_lock)
     )?;
     let mut first = true;
     for (c, k) in t.classes.iter().enumerate() {
@@ -333,11 +330,7 @@ pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         "  slab refills: {} from the heap's slab cache, {} batches from the pool, {} batches back",
         t.slab_cache_hits, t.pool_grabs, t.pool_returns
     )?;
-    for (name, l) in [
-        ("pool", &t.pool_lock),
-        ("shared heap", &t.shared_lock),
-        ("large table", &t.large_lock),
-    ] {
+    for (name, l) in [("pool", &t.pool_lock), ("shared heap", &t.shared_lock)] {
         writeln!(
             w,
             "  lock {:<11}: {} acquired, {} contended, {} slept",

@@ -547,3 +547,51 @@ fn realloc_sized_takes_reallocs_path_for_large_blocks_and_refuses_non_blocks() {
         alloc::free(s);
     }
 }
+
+#[test]
+fn large_blocks_from_many_threads_keep_their_contents() {
+    setup();
+    std::thread::scope(|s| {
+        for t in 0..4u8 {
+            s.spawn(move || {
+                let mut rng = Rng(0x9E37 + t as u64);
+                let mut live: Vec<(usize, usize, u8)> = Vec::new();
+                for step in 0..300 {
+                    if live.len() > 6 || (!live.is_empty() && rng.below(2) == 0) {
+                        let (p, n, seed) = live.swap_remove(rng.below(live.len() as u64) as usize);
+                        assert!(check(p as *const u8, n.min(8192), seed));
+                        assert!(unsafe { alloc::usable_size(p as *mut u8) } >= n);
+                        unsafe { alloc::free(p as *mut u8) };
+                    } else {
+                        let n = (MAX_SMALL + 1) + rng.below(8 << 20) as usize;
+                        let p = alloc::malloc(n);
+                        assert!(!p.is_null());
+                        let seed = (step as u8) ^ t;
+                        fill(p, n.min(8192), seed);
+                        live.push((p as usize, n, seed));
+                    }
+                }
+                for (p, _, _) in live {
+                    unsafe { alloc::free(p as *mut u8) };
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn large_interior_pointers_are_refused() {
+    setup(); // HAKMEM_INVALID_FREE=report: reported, then ignored
+    let n = 1 << 20;
+    let p = alloc::malloc(n);
+    fill(p, n, 7);
+    unsafe {
+        alloc::free(p.add(4096)); // an interior page boundary
+        alloc::free(p.add(16));
+        assert_eq!(alloc::usable_size(p.add(4096)), 0);
+        assert!(alloc::realloc(p.add(8192), 2 << 20).is_null());
+        assert!(check(p, n, 7), "the block is untouched");
+        assert!(alloc::usable_size(p) >= n);
+        alloc::free(p);
+    }
+}

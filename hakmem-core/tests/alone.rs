@@ -220,3 +220,46 @@ fn superslabs_in_the_cage_keep_their_address_space() {
     };
     assert_eq!(rc, 0, "a SuperSlab of the cage was unmapped");
 }
+
+/// Alone: between two frees of one block another test could get the same address back.
+#[test]
+fn large_blocks_freed_by_racing_threads_are_freed_exactly_once() {
+    let _g = alone();
+    let sizes = [300 << 10, 1 << 20, 3 << 20, (5 << 20) + 100];
+    for round in 0..4 {
+        let blocks: Vec<usize> = (0..64)
+            .map(|i| {
+                let p = alloc::malloc(sizes[(i + round) % sizes.len()]);
+                assert!(!p.is_null());
+                p as usize
+            })
+            .collect();
+        // Four threads free every block at once: one free of each must win, the other three
+        // must be refused (a double free), never free it again.
+        let wins: usize = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..4)
+                .map(|t| {
+                    let blocks = &blocks;
+                    s.spawn(move || {
+                        (0..blocks.len())
+                            .filter(|k| large::free(blocks[(k + t * 16) % blocks.len()] as *mut u8))
+                            .count()
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(wins, blocks.len(), "each large block is freed exactly once");
+        for &p in &blocks {
+            assert_eq!(
+                large::usable_size(p as *mut u8),
+                None,
+                "a freed block is no block"
+            );
+            assert!(
+                !large::free(p as *mut u8),
+                "a later double free is refused too"
+            );
+        }
+    }
+}

@@ -9,6 +9,8 @@
  *                    (no cage), 64 MiB of 16-byte blocks are allocated and freed, malloc_trim(0)
  *                    runs, and a block from the middle must no longer be mapped (/proc/self/maps)
  *   realloc_unmapped realloc() of such a block
+ *   large_interior   free(b + 4096) for a 1 MiB block b (a page boundary inside it)
+ *   large_double     free(b) twice for a 1 MiB block b
  * Expected with hakmem: a line on stderr containing "hakmem", "invalid pointer" and the address
  * (printed on stdout as "target=0x..." before the call); then SIGABRT by default, or, with
  * HAKMEM_INVALID_FREE=report, the program carries on (prints "continued" and exits 0). */
@@ -72,7 +74,7 @@ static char *unmapped_block(char **argv) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s stack|interior|realloc_stack|usable_interior|unmapped|realloc_unmapped\n",
+        fprintf(stderr, "usage: %s stack|interior|realloc_stack|usable_interior|unmapped|realloc_unmapped|large_interior|large_double\n",
                 argv[0]);
         return 2;
     }
@@ -87,6 +89,10 @@ int main(int argc, char **argv) {
     void *q = malloc(64); /* a neighbour */
     REQUIRE(q != NULL, "malloc(64) failed");
     hk_fill(q, 64, 65);
+    const size_t big = 1 << 20;
+    unsigned char *b = malloc(big); /* a large block (own mapping) */
+    REQUIRE(b != NULL, "malloc(1 MiB) failed");
+    hk_fill(b, big, 66);
 
     if (!strcmp(mode, "stack")) {
         announce(stack_target);
@@ -109,6 +115,15 @@ int main(int argc, char **argv) {
         announce(gone);
         void *r = p_realloc(gone, 100);
         printf("realloc returned %p\n", r);
+    } else if (!strcmp(mode, "large_interior")) {
+        announce(b + 4096);
+        p_free(b + 4096);
+    } else if (!strcmp(mode, "large_double")) {
+        unsigned char *d = malloc(big);
+        REQUIRE(d != NULL, "malloc(1 MiB) failed");
+        p_free(d);
+        announce(d);
+        p_free(d);
     } else {
         fprintf(stderr, "unknown mode %s\n", mode);
         return 2;
@@ -116,6 +131,7 @@ int main(int argc, char **argv) {
     /* report mode: nothing may have been damaged */
     CHECK(hk_check(p, 64, 64) == SIZE_MAX, "the block around the bad pointer was damaged");
     CHECK(hk_check(q, 64, 65) == SIZE_MAX, "the neighbouring block was damaged");
+    CHECK(hk_check(b, big, 66) == SIZE_MAX, "the large block was damaged");
     for (size_t i = 0; i < sizeof stackbuf; i++)
         if ((unsigned char)stackbuf[i] != 0x33) {
             CHECK(0, "the stack buffer was written at offset %zu", i);
@@ -123,6 +139,7 @@ int main(int argc, char **argv) {
         }
     free(p);
     free(q);
+    free(b);
     for (int i = 0; i < 1000; i++) free(malloc((size_t)i + 1));
     printf("continued\n");
     return hk_done("invalid_free_reported");

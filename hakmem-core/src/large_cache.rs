@@ -1,0 +1,217 @@
+//! The cache of freed large mappings, shared by all threads without a lock: a fixed array of
+//! slots, each claimed with one compare-and-swap (empty → busy → full and back). A thread that
+//! holds a slot busy owns the range in it; every other thread reads a busy or full slot's fields
+//! only as a hint and re-reads them once it has claimed the slot.
+//!
+//! Freed ranges are merged with cached neighbours and a cached range is split when a smaller
+//! block is asked for (a cached range is just address space, so both cost no system call).
+//! A thread that stops in the middle of an operation (fork in another thread) leaves one slot
+//! busy in the child: that range stays mapped and unused there, nothing else is harmed.
+
+use crate::os;
+use core::sync::atomic::{
+    AtomicU64, AtomicU8, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
+
+const SLOTS: usize = 64;
+/// A cached range is split when the rest is at least this big.
+const SPLIT_MIN: usize = 64 << 10;
+/// How often a thread looks again when another thread claimed the slot it chose.
+const TRIES: usize = 4;
+
+const EMPTY: u8 = 0;
+const BUSY: u8 = 1;
+const FULL: u8 = 2;
+
+struct Slot {
+    state: AtomicU8,
+    base: AtomicUsize,
+    len: AtomicUsize,
+    since: AtomicU64,
+}
+
+static CACHE: [Slot; SLOTS] = [const {
+    Slot {
+        state: AtomicU8::new(EMPTY),
+        base: AtomicUsize::new(0),
+        len: AtomicUsize::new(0),
+        since: AtomicU64::new(0),
+    }
+}; SLOTS];
+
+/// Bytes and ranges cached: raised before a range becomes visible, lowered after it was
+/// claimed, so they never drop below the truth (they may run above it for a moment).
+static BYTES: AtomicUsize = AtomicUsize::new(0);
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// A range of address space: a whole mapping of ours or part of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Range {
+    pub base: usize,
+    pub len: usize,
+}
+
+impl Slot {
+    /// Claims a full slot; on success the caller owns its range until it fills or empties it.
+    fn claim(&self) -> bool {
+        self.state
+            .compare_exchange(FULL, BUSY, Acquire, Relaxed)
+            .is_ok()
+    }
+
+    /// The range of a slot: exact once claimed, a hint otherwise.
+    fn range(&self) -> Range {
+        Range {
+            base: self.base.load(Relaxed),
+            len: self.len.load(Relaxed),
+        }
+    }
+
+    /// Publishes `r` in a slot this thread holds busy.
+    fn fill(&self, r: Range, since: u64) {
+        self.base.store(r.base, Relaxed);
+        self.len.store(r.len, Relaxed);
+        self.since.store(since, Relaxed);
+        self.state.store(FULL, Release);
+    }
+
+    /// Empties a slot this thread holds busy, after taking its range.
+    fn empty(&self, r: Range) {
+        BYTES.fetch_sub(r.len, Relaxed);
+        COUNT.fetch_sub(1, Relaxed);
+        self.state.store(EMPTY, Release);
+    }
+}
+
+/// Cached ranges and their bytes now.
+pub fn usage() -> (usize, usize) {
+    (COUNT.load(Relaxed), BYTES.load(Relaxed))
+}
+
+/// Takes cached memory for `len` bytes: the smallest cached range that fits, split if it is
+/// bigger (the rest stays cached); else the largest range that does not fit, for the caller to
+/// grow. None if the cache is empty.
+pub fn take(len: usize) -> Option<Range> {
+    for _ in 0..TRIES {
+        let mut best: Option<(usize, usize)> = None;
+        let mut below: Option<(usize, usize)> = None;
+        for (i, s) in CACHE.iter().enumerate() {
+            if s.state.load(Relaxed) != FULL {
+                continue;
+            }
+            let n = s.len.load(Relaxed);
+            if n >= len {
+                if best.is_none_or(|(_, b)| n < b) {
+                    best = Some((i, n));
+                }
+            } else if below.is_none_or(|(_, b)| n > b) {
+                below = Some((i, n));
+            }
+        }
+        let (i, _) = best.or(below)?;
+        let s = &CACHE[i];
+        if !s.claim() {
+            continue;
+        }
+        let c = s.range();
+        if c.len >= len && c.len - len >= SPLIT_MIN {
+            BYTES.fetch_sub(len, Relaxed);
+            s.fill(
+                Range {
+                    base: c.base + len,
+                    len: c.len - len,
+                },
+                s.since.load(Relaxed),
+            );
+            return Some(Range { base: c.base, len });
+        }
+        s.empty(c);
+        return Some(c);
+    }
+    None
+}
+
+/// Adds a freed range to the cache, merged with cached neighbours. Returns the range (merged)
+/// for the caller to unmap if no slot is free.
+pub fn put(r: Range) -> Option<Range> {
+    let now = os::now_ms();
+    let mut r = r;
+    let mut merged = true;
+    while merged {
+        merged = false;
+        for s in CACHE.iter() {
+            if s.state.load(Relaxed) != FULL || !adjacent(s.range(), r) || !s.claim() {
+                continue;
+            }
+            let c = s.range();
+            if adjacent(c, r) {
+                s.empty(c);
+                r = Range {
+                    base: r.base.min(c.base),
+                    len: r.len + c.len,
+                };
+                merged = true;
+            } else {
+                s.state.store(FULL, Release);
+            }
+        }
+    }
+    for s in CACHE.iter() {
+        if s.state.load(Relaxed) == EMPTY
+            && s.state
+                .compare_exchange(EMPTY, BUSY, Acquire, Relaxed)
+                .is_ok()
+        {
+            BYTES.fetch_add(r.len, Relaxed);
+            COUNT.fetch_add(1, Relaxed);
+            s.fill(r, now);
+            return None;
+        }
+    }
+    Some(r)
+}
+
+fn adjacent(a: Range, b: Range) -> bool {
+    a.base + a.len == b.base || b.base + b.len == a.base
+}
+
+/// Takes the oldest cached range if it is older than `decay_ms` or the cache holds more than
+/// `keep_bytes`; None otherwise.
+pub fn take_expired(now: u64, decay_ms: u64, keep_bytes: usize) -> Option<Range> {
+    for _ in 0..TRIES {
+        let mut oldest: Option<(usize, u64)> = None;
+        for (i, s) in CACHE.iter().enumerate() {
+            if s.state.load(Relaxed) != FULL {
+                continue;
+            }
+            let t = s.since.load(Relaxed);
+            if oldest.is_none_or(|(_, o)| t < o) {
+                oldest = Some((i, t));
+            }
+        }
+        let (i, t) = oldest?;
+        if BYTES.load(Relaxed) <= keep_bytes && now.saturating_sub(t) < decay_ms {
+            return None;
+        }
+        let s = &CACHE[i];
+        if s.claim() {
+            let c = s.range();
+            s.empty(c);
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// Takes any cached range (for trimming); None when the cache is empty.
+pub fn take_any() -> Option<Range> {
+    for s in CACHE.iter() {
+        if s.claim() {
+            let c = s.range();
+            s.empty(c);
+            return Some(c);
+        }
+    }
+    None
+}
