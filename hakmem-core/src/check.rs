@@ -98,7 +98,7 @@ pub fn alloc(size: usize, c: usize) -> *mut u8 {
             crate::os::set_errno(libc::ENOMEM);
             return ptr::null_mut();
         }
-        (*h).stat_allocs[c] += 1;
+        crate::sync::add_single_writer(&(*h).stat_allocs[c], 1);
         let a = b as usize;
         let s = slab_of(a);
         let i = (*s).block_index(a);

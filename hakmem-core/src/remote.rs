@@ -7,6 +7,7 @@ use crate::heap::{self, Heap};
 use crate::remote_list;
 use crate::size_class::NUM_CLASSES;
 use crate::slab::Slab;
+use crate::sync::add_single_writer;
 use crate::tls::{ThreadCache, STATE_DEAD};
 use core::sync::atomic::{AtomicU64, Ordering::*};
 
@@ -54,7 +55,7 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) 
         if (*tc).heap.is_null() {
             count_without_heap(tc, c);
         } else {
-            *(*tc).remote_frees.get_unchecked_mut(c) += 1;
+            add_single_writer((*tc).remote_frees.get_unchecked(c), 1);
         }
     }
 }
@@ -72,7 +73,7 @@ unsafe fn count_without_heap(tc: *mut ThreadCache, c: usize) {
     // requires.
     if unsafe { (*tc).state != STATE_DEAD && !heap::attach(tc).is_null() } {
         // SAFETY: as above.
-        unsafe { (*tc).remote_frees[c] += 1 };
+        unsafe { add_single_writer(&(*tc).remote_frees[c], 1) };
     } else {
         UNOWNED_REMOTE_FREES[c].fetch_add(1, Relaxed);
     }

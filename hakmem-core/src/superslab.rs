@@ -95,7 +95,7 @@ unsafe impl Sync for DeadSlab {}
 static DEAD_SLAB: DeadSlab = DeadSlab(Slab {
     start: usize::MAX,
     inv: 0,
-    carved: 0,
+    carved: AtomicU64::new(0),
     local_free: crate::freelist::NIL,
     heap: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
     block_size: 0,
@@ -285,7 +285,7 @@ pub unsafe fn unformat(s: *mut Slab) {
             (*s).used == 0 && (*s).thread_free.load(Relaxed) == 0,
             "a slab goes back to the pool with live blocks or pending remote frees"
         );
-        (*s).carved = 0; // a stale free of one of its blocks is now reported, not accepted
+        (*s).carved.store(0, Relaxed); // a stale free of one of its blocks is now reported
         (*s).heap.store(ptr::null_mut(), Relaxed);
         (*s).local_free = crate::freelist::NIL;
         (*s).flags = IN_POOL;
