@@ -11,7 +11,8 @@ use crate::heap;
 use crate::init;
 use crate::large;
 use crate::os::{self, PAGE};
-use crate::policy::{self, Opt};
+use crate::policy;
+use crate::report::{report_double_free, report_invalid};
 use crate::size_class::{class_for_aligned, class_of, BIN_OFFSET_LUT, LUT_MAX, MAX_SMALL};
 use crate::slab::Slab;
 use crate::superslab;
@@ -103,7 +104,7 @@ fn alloc_slow(size: usize, c: usize) -> *mut u8 {
         let mut h = (*tc).heap;
         if h.is_null() {
             if (*tc).state != STATE_DEAD {
-                h = heap::attach(tc);
+                h = init::attach_thread(tc);
             }
             if h.is_null() {
                 return nomem_if_null(heap::shared_alloc(c));
@@ -132,17 +133,7 @@ pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     if policy::checked() {
         return crate::check::large_alloc(size, align, zero);
     }
-    large_block(size, align, zero)
-}
-
-/// A large block without checking mode's trailer.
-pub fn large_block(size: usize, align: usize, zero: bool) -> *mut u8 {
-    let (p, dirty) = large::alloc(size, align);
-    if zero && !p.is_null() && dirty > 0 {
-        // SAFETY: `p` is a new block of at least `size` bytes; past `dirty` it is zero already.
-        unsafe { ptr::write_bytes(p, 0, size.min(dirty)) };
-    }
-    p
+    large::block(size, align, zero)
 }
 
 /// # Safety
@@ -222,18 +213,6 @@ unsafe fn free_small(p: *mut u8, s: *mut Slab) {
     unsafe { crate::remote::free_remote(tc, s, a, k) }
 }
 
-/// A free of a block that is already free (or was carved but never handed out), as
-/// HAKMEM_INVALID_FREE says; the block is left where it is.
-#[cold]
-#[inline(never)]
-pub fn report_double_free(p: *mut u8) {
-    report(
-        p,
-        "free",
-        "double free (the block is already free, or was never handed out)",
-    );
-}
-
 /// The owner's free emptied slab `s`, or gave a block back to a full one: reclassify it. Its
 /// heap is read from the slab, not kept from the fast path, so that the fast path keeps one
 /// register free (it is the same heap: the caller compared them).
@@ -265,37 +244,6 @@ unsafe fn free_not_small(p: *mut u8, caller: &str) {
         report_invalid(p, caller);
     }
     os::set_errno(e);
-}
-
-#[cold]
-#[inline(never)]
-pub fn report_invalid(p: *mut u8, caller: &str) {
-    report(p, caller, "invalid pointer (not a block hakmem handed out)");
-}
-
-/// Reports a bad pointer as HAKMEM_INVALID_FREE says: abort (default), report, or ignore.
-#[cold]
-#[inline(never)]
-pub fn report(p: *mut u8, caller: &str, what: &str) {
-    init::ensure();
-    let action = policy::get(Opt::InvalidFree);
-    if action == 2 {
-        return;
-    }
-    crate::hk_eprint!(
-        "hakmem: {}(): {} {:#x}{}\n",
-        caller,
-        what,
-        p as usize,
-        if action == 0 {
-            "; aborting (HAKMEM_INVALID_FREE=report continues)"
-        } else {
-            ""
-        }
-    );
-    if action == 0 {
-        os::abort();
-    }
 }
 
 pub fn calloc(n: usize, m: usize) -> *mut u8 {

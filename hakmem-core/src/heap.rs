@@ -101,6 +101,14 @@ impl Default for Heap {
     }
 }
 
+/// Whether the calling thread owns `heap` (for debug assertions): it is the thread's own heap,
+/// or the shared heap while its lock is held (by this thread, the callers' contracts say).
+fn owns(heap: *mut Heap) -> bool {
+    // SAFETY: `thread_cache` is this thread's live cache; only its own `heap` field is read.
+    let mine = unsafe { (*crate::tls::thread_cache()).heap };
+    mine == heap || (heap == shared_ptr() && SHARED.is_locked())
+}
+
 /// Hands out the bin's next block: checks its index against the slab's carved count, turns it
 /// into an address, decodes the link it holds (checked by the next pop) and clears its free
 /// tag. Null when the bin is empty, or when its next index is bad (then `free` is not NIL, and
@@ -211,6 +219,12 @@ unsafe fn format_slab(s: *mut Slab, c: usize, heap: *mut Heap) {
     // can reach (this fn's contract); `check_bits`, when set, points to its bitmap of
     // `capacity.div_ceil(8)` bytes.
     unsafe {
+        debug_assert!(
+            (*s).heap.load(Relaxed).is_null()
+                && (*s).thread_free.load(Relaxed) == 0
+                && (*s).used == 0,
+            "a slab formatted for a heap belongs to another or has blocks in use"
+        );
         (*s).block_size = bs;
         (*s).inv = inv;
         (*s).shift = shift;
@@ -243,6 +257,14 @@ unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
     // SAFETY: `s` belongs to the caller's heap (this fn's contract), so its owner-side fields
     // and its free blocks' links are the caller's; `thread_free` is taken atomically.
     let mut list = unsafe {
+        debug_assert!(
+            (*s).heap.load(Relaxed) == heap && (*s).class as usize == c,
+            "a heap installs a slab of another heap or class"
+        );
+        debug_assert!(
+            (*s).flags & (IN_PARTIAL | IN_EMPTY | IN_POOL) == 0,
+            "a slab installed as current is still on a list"
+        );
         let mut list = (*s).local_free;
         (*s).local_free = NIL;
         let r = (*s).take_remote_keep_flag();
@@ -271,6 +293,10 @@ unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
 /// # Safety
 /// The caller owns `heap` (its thread, or the shared lock).
 pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
+    debug_assert!(
+        owns(heap),
+        "a heap refilled by a thread that does not own it"
+    );
     // SAFETY: the caller owns `heap` (this fn's contract), hence its bins.
     let bin: *mut Bin = unsafe { ptr::addr_of_mut!((*Heap::bins(heap))[c]) };
     // SAFETY: as above.
@@ -313,6 +339,10 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
             // SAFETY: `s` belongs to the caller's heap and is now on none of its lists, as
             // `install` requires; the caller owns `bin`.
             unsafe {
+                debug_assert!(
+                    (*s).flags & (IN_PARTIAL | IN_EMPTY) != 0 && (*s).flags & IN_FULL == 0,
+                    "a slab on a partial or empty list is not marked so, or is full"
+                );
                 (*s).flags &= !(IN_PARTIAL | IN_EMPTY);
                 install(heap, c, s);
                 let b = pop_checked(bin);
@@ -346,6 +376,10 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
 /// # Safety
 /// The caller owns `heap`.
 pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
+    debug_assert!(
+        owns(heap),
+        "a heap's remote queue drained by a thread that does not own it"
+    );
     // SAFETY: `heap` is valid (this fn's contract); the queue head is atomic.
     let mut s = unsafe { remote_list::take_queue(&(*heap).remote_slabs) };
     let mut any = false;
@@ -386,6 +420,10 @@ pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
                     freelist::set_next(tail, (*bin).free);
                     (*bin).free = list;
                 } else {
+                    debug_assert!(
+                        (*s).used >= n,
+                        "more remote frees collected than blocks in use"
+                    );
                     freelist::set_next(tail, (*s).local_free);
                     (*s).local_free = list;
                     (*s).used -= n;
@@ -410,8 +448,12 @@ pub unsafe fn classify(heap: *mut Heap, s: *mut Slab) {
     // is read atomically.
     unsafe {
         debug_assert!(
-            (*s).heap.load(Relaxed) == heap,
+            (*s).heap.load(Relaxed) == heap && owns(heap),
             "a heap classifies a slab it does not own"
+        );
+        debug_assert!(
+            (*s).flags & IN_POOL == 0,
+            "a slab in the pool is classified by a heap"
         );
         let carved = (*s).carved.load(Relaxed);
         debug_assert!((*s).used as u64 <= carved && carved <= (*s).capacity as u64);
@@ -450,6 +492,14 @@ unsafe fn retire(heap: *mut Heap, s: *mut Slab) {
     // are the caller's alone.
     unsafe {
         let c = (*s).class as usize;
+        debug_assert!(
+            (*s).used == 0 && (*s).thread_free.load(Relaxed) == 0,
+            "a slab retired with blocks in use or remote frees pending"
+        );
+        debug_assert!(
+            (*s).flags & (IN_PARTIAL | IN_FULL) == 0 && (*Heap::bins(heap))[c].slab != s,
+            "a slab retired while on the partial list, marked full, or current"
+        );
         if (*s).flags & IN_EMPTY != 0 {
             return;
         }
@@ -462,10 +512,12 @@ unsafe fn retire(heap: *mut Heap, s: *mut Slab) {
     }
 }
 
-/// Gives a new thread a heap: a parked one if any, else a fresh one.
+/// Gives a new thread a heap: a parked one if any, else a fresh one. The thread's start in
+/// `init::attach_thread` calls this and arranges for `detach` at the thread's exit.
 ///
 /// # Safety
-/// `tc` is the calling thread's cache and it has no heap.
+/// `tc` is the calling thread's cache and it has no heap; the caller has `detach` run before
+/// the thread exits.
 pub unsafe fn attach(tc: *mut ThreadCache) -> *mut Heap {
     let heap = {
         let mut p = POOL.lock();
@@ -494,7 +546,8 @@ pub unsafe fn attach(tc: *mut ThreadCache) -> *mut Heap {
         }
     };
     // SAFETY: `heap` is now this thread's alone; `tc` is the calling thread's cache (this fn's
-    // contract), alive as long as the thread, and the heap is detached before it dies.
+    // contract), alive as long as the thread, and the caller has the heap detached before the
+    // thread dies.
     unsafe {
         (*heap).bins.store(ptr::addr_of_mut!((*tc).bins), Relaxed);
         (*heap)
@@ -503,7 +556,6 @@ pub unsafe fn attach(tc: *mut ThreadCache) -> *mut Heap {
         (*heap).attached.store(true, Relaxed);
         (*tc).heap = heap;
         (*tc).state = STATE_ACTIVE;
-        crate::init::register_thread_exit(heap);
     }
     heap
 }
@@ -652,6 +704,10 @@ pub unsafe fn free_local(s: *mut Slab, a: usize, k: u64) -> bool {
         debug_assert!(
             (*s).used > 0,
             "an owner's free into a slab with no block in use"
+        );
+        debug_assert!(
+            (*s).flags & (IN_EMPTY | IN_POOL) == 0,
+            "an owner's free into a slab in the empty cache or the pool"
         );
         let used = (*s).used - 1;
         (*s).used = used;

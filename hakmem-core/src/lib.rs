@@ -20,6 +20,7 @@ pub mod policy;
 pub mod process;
 pub mod remote;
 pub mod remote_list;
+pub mod report;
 pub mod size_class;
 pub mod slab;
 pub mod slab_cache;

@@ -30,7 +30,7 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) 
     // user-held only the freeing thread writes its tag and link.
     unsafe {
         if freelist::is_tagged(a) {
-            crate::alloc::report_double_free(a as *mut u8);
+            crate::report::report_double_free(a as *mut u8);
             return;
         }
         freelist::set_tag(a);
@@ -69,9 +69,9 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) 
 #[cold]
 #[inline(never)]
 unsafe fn count_without_heap(tc: *mut ThreadCache, c: usize) {
-    // SAFETY: `tc` is this thread's cache with no heap (this fn's contract), as `attach`
-    // requires.
-    if unsafe { (*tc).state != STATE_DEAD && !heap::attach(tc).is_null() } {
+    // SAFETY: `tc` is this thread's cache with no heap (this fn's contract), as
+    // `attach_thread` requires.
+    if unsafe { (*tc).state != STATE_DEAD && !crate::init::attach_thread(tc).is_null() } {
         // SAFETY: as above.
         unsafe { add_single_writer(&(*tc).remote_frees[c], 1) };
     } else {

@@ -141,6 +141,10 @@ impl Slab {
         // here are fixed while the slab is formatted.
         unsafe {
             let first = (*s).carved.load(Relaxed);
+            debug_assert!(
+                first <= (*s).capacity as u64,
+                "a slab carved past its capacity"
+            );
             let n = ((*s).capacity - first as u32).min(max.max(1)) as u64;
             if n == 0 {
                 return NIL;

@@ -123,6 +123,11 @@ impl<T> Mutex<T> {
         }
     }
 
+    /// Whether some thread holds the lock now (for debug assertions).
+    pub fn is_locked(&self) -> bool {
+        self.state.load(Relaxed) != 0
+    }
+
     /// The protected value's address, without locking and without making a reference to it:
     /// what the caller does with it must be under the lock or atomic.
     pub fn data_ptr(&self) -> *mut T {

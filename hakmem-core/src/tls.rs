@@ -56,6 +56,10 @@ impl Bin {
         // SAFETY: the caller owns `bin`, and `s` is a formatted slab it owns (this fn's
         // contract), so its `carved` changes only by this thread and the other fields are fixed.
         unsafe {
+            debug_assert!(
+                head == NIL || head < (*s).carved.load(Relaxed),
+                "a bin's list starts at a block that is not carved"
+            );
             (*bin).slab = s;
             (*bin).free = head;
             (*bin).limit = (*s).carved.load(Relaxed);
