@@ -634,6 +634,8 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
 }
 
 /// The heap that serves threads after their exit handler ran, and every call in checking mode.
+/// Its lock's holder owns it, and reaches it through `shared_ptr`, never through the guard: a
+/// `&mut Heap` would claim its atomics too, which statistics and remote frees use meanwhile.
 pub static SHARED: crate::sync::Mutex<Heap> = crate::sync::Mutex::new(Heap::new());
 
 pub fn shared_ptr() -> *mut Heap {

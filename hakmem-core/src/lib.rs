@@ -2,8 +2,9 @@
 //!
 //! Reading order: `size_class` → `tls` (thread cache) → `alloc` (fast paths and the API) →
 //! `heap` (refill, thread exit) → `slab` → `slab_cache` → `superslab` (registry, pool) → `os`; beside them
-//! `freelist` (hardened links), `remote` (cross-thread frees), `large`, `policy`, `stats`, `check`, `init`,
-//! `fork`, `process`.
+//! `freelist` (hardened links), `remote` (cross-thread frees), `large`, `policy`, `stats`, `check`,
+//! `report` (bad pointers), `init`, `fork`, `process`. `tests/module_cycles.rs` keeps the untangled
+//! module cycles from coming back.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

@@ -56,6 +56,10 @@ fn register(base: usize, len: usize) {
     }
 }
 
+/// A SuperSlab's header. `in_use`, `next`, `empty_since` and `purged` are guarded by the pool
+/// lock. The layout fields (`kind`, `slab_shift`, `nslabs`, `first_offset`) and the page table
+/// are written under that lock only while no slab of the SuperSlab is in use; threads read them
+/// without it only for a slab they got from the pool (under the lock) or a block of one.
 #[repr(C, align(64))]
 pub struct SuperSlab {
     pub kind: u8,
