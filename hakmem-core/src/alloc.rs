@@ -11,10 +11,12 @@ use crate::heap;
 use crate::init;
 use crate::large;
 use crate::os::{self, PAGE};
-use crate::policy::{self, Opt};
+use crate::policy;
+use crate::report::{report_double_free, report_invalid};
 use crate::size_class::{class_for_aligned, class_of, BIN_OFFSET_LUT, LUT_MAX, MAX_SMALL};
 use crate::slab::Slab;
 use crate::superslab;
+use crate::sync::add_single_writer;
 use crate::tls::{thread_cache, Bin, BIN_BYTES, STATE_DEAD};
 use core::ptr;
 use core::sync::atomic::Ordering::Relaxed;
@@ -29,7 +31,7 @@ pub fn malloc(size: usize) -> *mut u8 {
             let bin = (thread_cache() as *mut u8).add(off) as *mut Bin;
             let b = heap::pop(bin);
             if !b.is_null() {
-                (*bin).allocs += 1;
+                add_single_writer(&(*bin).allocs, 1);
                 return b as *mut u8;
             }
             let b = take_local_frees(bin);
@@ -57,10 +59,10 @@ fn alloc_class(c: usize, size: usize) -> *mut u8 {
     // SAFETY: `c < NUM_CLASSES`; the bin belongs to this thread; a non-null `free` is the head
     // of a list of blocks this thread owns.
     unsafe {
-        let bin: *mut Bin = (*tc).bins.get_unchecked_mut(c);
+        let bin: *mut Bin = ptr::addr_of_mut!((*tc).bins).cast::<Bin>().add(c);
         let b = heap::pop(bin);
         if !b.is_null() {
-            (*bin).allocs += 1;
+            add_single_writer(&(*bin).allocs, 1);
             return b as *mut u8;
         }
         let b = take_local_frees(bin);
@@ -83,7 +85,7 @@ unsafe fn take_local_frees(bin: *mut Bin) -> *mut u8 {
     unsafe {
         let b = heap::take_local_frees(bin);
         if !b.is_null() {
-            (*bin).allocs += 1;
+            add_single_writer(&(*bin).allocs, 1);
         }
         b as *mut u8
     }
@@ -97,7 +99,7 @@ fn alloc_slow(size: usize, c: usize) -> *mut u8 {
     unsafe {
         let b = crate::foreign::take(tc, c);
         if !b.is_null() {
-            (*tc).bins[c].allocs += 1;
+            add_single_writer(&(*tc).bins[c].allocs, 1);
             return b;
         }
     }
@@ -110,7 +112,7 @@ fn alloc_slow(size: usize, c: usize) -> *mut u8 {
         let mut h = (*tc).heap;
         if h.is_null() {
             if (*tc).state != STATE_DEAD {
-                h = heap::attach(tc);
+                h = init::attach_thread(tc);
             }
             if h.is_null() {
                 return nomem_if_null(heap::shared_alloc(c));
@@ -121,7 +123,7 @@ fn alloc_slow(size: usize, c: usize) -> *mut u8 {
             os::set_errno(libc::ENOMEM);
             return ptr::null_mut();
         }
-        (*tc).bins[c].allocs += 1;
+        add_single_writer(&(*tc).bins[c].allocs, 1);
         b as *mut u8
     }
 }
@@ -139,17 +141,7 @@ pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
     if policy::checked() {
         return crate::check::large_alloc(size, align, zero);
     }
-    large_block(size, align, zero)
-}
-
-/// A large block without checking mode's trailer.
-pub fn large_block(size: usize, align: usize, zero: bool) -> *mut u8 {
-    let (p, dirty) = large::alloc(size, align);
-    if zero && !p.is_null() && dirty > 0 {
-        // SAFETY: `p` is a new block of at least `size` bytes; past `dirty` it is zero already.
-        unsafe { ptr::write_bytes(p, 0, size.min(dirty)) };
-    }
-    p
+    large::block(size, align, zero)
 }
 
 /// # Safety
@@ -157,14 +149,13 @@ pub fn large_block(size: usize, align: usize, zero: bool) -> *mut u8 {
 /// Anything else is reported (see HAKMEM_INVALID_FREE), never followed.
 #[inline(always)]
 pub unsafe fn free(p: *mut u8) {
-    let off = crate::cage::offset(p as usize);
-    if off >= crate::cage::limit() {
+    match crate::cage::slab_of(p as usize) {
+        // SAFETY: `s` is the descriptor the cage's page table gives for `p`'s page (the dead
+        // slab where nothing is formatted); the caller's promise on `p`.
+        Some(s) => unsafe { free_small(p, s) },
         // SAFETY: the caller's promise, passed on.
-        return unsafe { free_outside_cage(p) };
+        None => unsafe { free_outside_cage(p) },
     }
-    // SAFETY: `off` is inside the cage, whose page table entries all point to slab
-    // descriptors (the dead slab where nothing is formatted); the caller's promise on `p`.
-    unsafe { free_small(p, crate::cage::slab_at(off)) }
 }
 
 /// A pointer outside the cage: a SuperSlab mapped elsewhere (found in the registry), a large
@@ -196,9 +187,9 @@ unsafe fn free_small(p: *mut u8, s: *mut Slab) {
     let a = p as usize;
     // SAFETY: `s` is a descriptor in a mapped SuperSlab or the dead slab (this fn's contract);
     // descriptors are never unmapped, and `index_of`/`carved` only read it.
-    let k = unsafe { (*s).index_of(a) };
-    // SAFETY: as above.
-    if k >= unsafe { (*s).carved } {
+    let k = unsafe { Slab::index_of(s, a) };
+    // SAFETY: as above; `carved` is atomic (its owner may be carving).
+    if k >= unsafe { (*s).carved.load(Relaxed) } {
         return report_invalid(p, "free");
     }
     let tc = thread_cache();
@@ -215,9 +206,12 @@ unsafe fn free_small(p: *mut u8, s: *mut Slab) {
             if freelist::is_tagged(a) {
                 return report_double_free(p);
             }
-            (*((tc as *mut u8).add((*s).bin_offset as usize) as *mut Bin)).frees += 1;
+            add_single_writer(
+                &(*((tc as *mut u8).add((*s).bin_offset as usize) as *mut Bin)).frees,
+                1,
+            );
             if heap::free_local(s, a, k) {
-                free_local_slow(h, s);
+                free_local_slow(s);
             }
         }
         return;
@@ -227,25 +221,17 @@ unsafe fn free_small(p: *mut u8, s: *mut Slab) {
     unsafe { crate::remote::free_remote(tc, s, a, k) }
 }
 
-/// A free of a block that is already free (or was carved but never handed out), as
-/// HAKMEM_INVALID_FREE says; the block is left where it is.
-#[cold]
-#[inline(never)]
-pub fn report_double_free(p: *mut u8) {
-    report(
-        p,
-        "free",
-        "double free (the block is already free, or was never handed out)",
-    );
-}
-
+/// The owner's free emptied slab `s`, or gave a block back to a full one: reclassify it. Its
+/// heap is read from the slab, not kept from the fast path, so that the fast path keeps one
+/// register free (it is the same heap: the caller compared them).
+///
 /// # Safety
-/// As for `heap::classify`: this thread owns `h`, and `s` belongs to it.
+/// `s` belongs to this thread's heap.
 #[cold]
 #[inline(never)]
-unsafe fn free_local_slow(h: *mut heap::Heap, s: *mut Slab) {
-    // SAFETY: this fn's contract.
-    unsafe { heap::classify(h, s) };
+unsafe fn free_local_slow(s: *mut Slab) {
+    // SAFETY: this fn's contract: this thread owns `s`'s heap, as `classify` requires.
+    unsafe { heap::classify((*s).heap.load(Relaxed), s) };
 }
 
 /// # Safety
@@ -266,37 +252,6 @@ unsafe fn free_not_small(p: *mut u8, caller: &str) {
         report_invalid(p, caller);
     }
     os::set_errno(e);
-}
-
-#[cold]
-#[inline(never)]
-pub fn report_invalid(p: *mut u8, caller: &str) {
-    report(p, caller, "invalid pointer (not a block hakmem handed out)");
-}
-
-/// Reports a bad pointer as HAKMEM_INVALID_FREE says: abort (default), report, or ignore.
-#[cold]
-#[inline(never)]
-pub fn report(p: *mut u8, caller: &str, what: &str) {
-    init::ensure();
-    let action = policy::get(Opt::InvalidFree);
-    if action == 2 {
-        return;
-    }
-    crate::hk_eprint!(
-        "hakmem: {}(): {} {:#x}{}\n",
-        caller,
-        what,
-        p as usize,
-        if action == 0 {
-            "; aborting (HAKMEM_INVALID_FREE=report continues)"
-        } else {
-            ""
-        }
-    );
-    if action == 0 {
-        os::abort();
-    }
 }
 
 pub fn calloc(n: usize, m: usize) -> *mut u8 {
@@ -327,7 +282,7 @@ unsafe fn usable(p: *mut u8, caller: &str) -> Option<usize> {
         // unmapped); once `holds_block` passes, `a` is a carved block of it, live by the
         // caller's promise.
         unsafe {
-            if !(*s).holds_block(a) {
+            if !Slab::holds_block(s, a) {
                 report_invalid(p, caller);
                 return None;
             }
@@ -401,14 +356,10 @@ pub unsafe fn realloc(p: *mut u8, n: usize) -> *mut u8 {
 #[inline]
 pub unsafe fn realloc_sized(p: *mut u8, old: usize, n: usize) -> *mut u8 {
     let a = p as usize;
-    let off = crate::cage::offset(a);
-    if off < crate::cage::limit() && !policy::checked() {
-        // SAFETY: `off < limit()`, so the page table has an entry for it: a descriptor in a
-        // mapped SuperSlab or the dead slab, never unmapped; `holds_block` and `block_size`
-        // only read it.
-        let s = unsafe { crate::cage::slab_at(off) };
-        // SAFETY: as above.
-        if unsafe { (*s).holds_block(a) } {
+    if let (Some(s), false) = (crate::cage::slab_of(a), policy::checked()) {
+        // SAFETY: the cage's page table gave `s`: a descriptor in a mapped SuperSlab of the
+        // cage (never unmapped) or the dead slab; `holds_block` and `block_size` only read it.
+        if unsafe { Slab::holds_block(s, a) } {
             // SAFETY: as above; `a` is a carved block of `s`, so its block size is its usable size.
             let size = unsafe { (*s).block_size } as usize;
             if n <= size && (n >= size / 2 || size <= 64) {

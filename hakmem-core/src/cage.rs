@@ -18,16 +18,14 @@
 use crate::os;
 use crate::size_class::SMALL_SLAB_SHIFT;
 use crate::slab::Slab;
-use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicUsize, Ordering::*};
 
-struct Base(UnsafeCell<usize>);
-// SAFETY: written once by `reserve`, during process initialisation (before any SuperSlab
-// exists and before other threads leave `init::ensure`); read-only afterwards.
-unsafe impl Sync for Base {}
-
-/// Start of the reservation (0: none).
-static BASE: Base = Base(UnsafeCell::new(0));
+/// Start of the reservation (0: none). Written once by `reserve` during process initialisation,
+/// before any SuperSlab exists; atomic because `free` reads it from any thread, also one that
+/// frees a foreign pointer while another thread initialises (a Relaxed load is a plain load).
+/// The page table below the cage is written under the pool lock, only for a SuperSlab none of
+/// whose blocks is live, and read by `free` for blocks the program got after that write.
+static BASE: AtomicUsize = AtomicUsize::new(0);
 /// Bytes from BASE covered by published SuperSlabs.
 static LIMIT: AtomicUsize = AtomicUsize::new(0);
 /// Bytes from BASE claimed by `map`.
@@ -42,8 +40,7 @@ const TABLE_BYTES: usize = (TRY_SIZES[0] >> PAGE_SHIFT) * core::mem::size_of::<u
 
 #[inline(always)]
 fn base() -> usize {
-    // SAFETY: see `Base`.
-    unsafe { *BASE.0.get() }
+    BASE.load(Relaxed)
 }
 
 /// Reserves the cage, aligned to `align` (the SuperSlab size), and maps its page table.
@@ -65,8 +62,7 @@ pub fn reserve(align: usize) {
             continue; // the reservation stays unused: a little address space, no memory
         }
         SIZE.store(len, Relaxed);
-        // SAFETY: see `Base`: process initialisation, no reader yet.
-        unsafe { *BASE.0.get() = p as usize };
+        BASE.store(p as usize, Relaxed);
         return;
     }
 }
@@ -82,29 +78,20 @@ fn address_space_limit() -> Option<usize> {
     (rc == 0 && r.rlim_cur != libc::RLIM_INFINITY).then_some(r.rlim_cur as usize)
 }
 
-/// `a`'s offset in the cage: below `limit()` when `a` lies in a published SuperSlab of it.
+/// The slab descriptor of `a`'s page when `a` lies in a published SuperSlab of the cage (every
+/// page of one points to a descriptor: the dead slab while it is unformatted), else None. The
+/// free fast path: one load of the base, a subtraction, a compare and the table entry.
 #[inline(always)]
-pub fn offset(a: usize) -> usize {
-    a.wrapping_sub(base())
-}
-
-/// Bytes of the cage covered by published SuperSlabs.
-#[inline(always)]
-pub fn limit() -> usize {
-    LIMIT.load(Relaxed)
-}
-
-/// The slab descriptor of the page at cage offset `off` (every page of a published SuperSlab
-/// points to one: the dead slab while it is unformatted).
-///
-/// # Safety
-/// `off < limit()`.
-#[inline(always)]
-pub unsafe fn slab_at(off: usize) -> *mut Slab {
-    // SAFETY: `off < limit()` (this fn's contract), so the entry lies in the page table,
-    // which is mapped for the whole cage; the table entries of a SuperSlab are written before
-    // it is published.
-    unsafe { *((base() - TABLE_BYTES) as *const *mut Slab).add(off >> PAGE_SHIFT) }
+pub fn slab_of(a: usize) -> Option<*mut Slab> {
+    let b = base();
+    let off = a.wrapping_sub(b);
+    if off >= LIMIT.load(Relaxed) {
+        return None;
+    }
+    // SAFETY: `off` is below the published limit, so the entry lies in the page table, which
+    // is mapped for the whole cage; the entries of a SuperSlab are written before it is
+    // published, and rewritten only while none of its blocks is live (see `BASE`).
+    Some(unsafe { *((b - TABLE_BYTES) as *const *mut Slab).add(off >> PAGE_SHIFT) })
 }
 
 /// Whether `a` lies in a published SuperSlab of the cage.

@@ -87,7 +87,8 @@ pub fn alloc(size: usize, c: usize) -> *mut u8 {
         .checked_add(TRAILER)
         .and_then(|n| class_for_aligned(n, class_align(c)))
     else {
-        return crate::alloc::large_alloc(size, class_align(c).max(16), false);
+        // Too big for a class with the trailer: a checked large block (this is checking mode).
+        return large_alloc(size, class_align(c).max(16), false);
     };
     let _g = SHARED.lock();
     let h = heap::shared_ptr();
@@ -98,7 +99,7 @@ pub fn alloc(size: usize, c: usize) -> *mut u8 {
             crate::os::set_errno(libc::ENOMEM);
             return ptr::null_mut();
         }
-        (*h).stat_allocs[c] += 1;
+        crate::sync::add_single_writer(&(*h).stat_allocs[c], 1);
         let a = b as usize;
         let s = slab_of(a);
         let i = (*s).block_index(a);
@@ -128,7 +129,7 @@ pub unsafe fn free_checked(s: *mut Slab, a: usize) {
     // SAFETY: as above.
     if unsafe { *word } & (1 << (i % 64)) == 0 {
         drop(g);
-        crate::alloc::report(
+        crate::report::bad_pointer(
             a as *mut u8,
             "free",
             "double free (the block is not allocated)",
@@ -138,7 +139,7 @@ pub unsafe fn free_checked(s: *mut Slab, a: usize) {
     // SAFETY: the bit says `a` is allocated, so it is a live checked block of `s`.
     if let Err(why) = unsafe { small_size(s, a) } {
         drop(g);
-        crate::alloc::report(a as *mut u8, "free", why);
+        crate::report::bad_pointer(a as *mut u8, "free", why);
         return;
     }
     // SAFETY: the shared lock is held; `s` belongs to the shared heap and `a` is a live block
@@ -192,7 +193,7 @@ pub fn large_alloc(size: usize, align: usize, zero: bool) -> *mut u8 {
         crate::os::set_errno(libc::ENOMEM);
         return ptr::null_mut();
     };
-    let p = crate::alloc::large_block(total, align, zero);
+    let p = crate::large::block(total, align, zero);
     if p.is_null() {
         return p;
     }
@@ -245,7 +246,7 @@ pub unsafe fn large_free_ok(p: *mut u8) -> bool {
     match unsafe { large_size(p, u) } {
         Ok(_) => true,
         Err(why) => {
-            crate::alloc::report(p, "free", why);
+            crate::report::bad_pointer(p, "free", why);
             false
         }
     }

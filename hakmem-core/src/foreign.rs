@@ -145,12 +145,9 @@ fn send_oldest(f: &mut ForeignBin) {
 /// The slab descriptor of block `a` (a block of a formatted slab).
 #[inline(always)]
 fn slab_of_block(a: usize) -> *mut Slab {
-    let off = crate::cage::offset(a);
-    if off < crate::cage::limit() {
-        // SAFETY: `off < limit()`.
-        unsafe { crate::cage::slab_at(off) }
-    } else {
-        crate::superslab::slab_of(a)
+    match crate::cage::slab_of(a) {
+        Some(s) => s,
+        None => crate::superslab::slab_of(a),
     }
 }
 
@@ -173,12 +170,12 @@ unsafe fn send(blocks: &[usize]) {
         // SAFETY: `head` is a block of formatted slab `s` that its slab counts as in use (this
         // fn's contract), so `s` keeps its owner and format until the push below publishes it;
         // its owner heap is never freed; `index_of` reads fields fixed while formatted.
-        let (heap, k) = unsafe { ((*s).heap.load(Acquire), (*s).index_of(head)) };
+        let (heap, k) = unsafe { ((*s).heap.load(Acquire), Slab::index_of(s, head)) };
         let mut tail = head;
         let mut j = i + 1;
         while j < blocks.len() && slab_of_block(blocks[j]) == s {
             // SAFETY: as above: both blocks are this caller's, in slab `s`.
-            unsafe { freelist::set_next(tail, (*s).index_of(blocks[j])) };
+            unsafe { freelist::set_next(tail, Slab::index_of(s, blocks[j])) };
             tail = blocks[j];
             j += 1;
         }

@@ -216,7 +216,7 @@ pub unsafe fn corrupt(s: *const Slab, at: usize, bad: u64) -> ! {
         // a carved block in mapped memory. Some are user-held, so this reads user data, which
         // may race with the program's own writes: harmless here, the process is stopping.
         unsafe {
-            for i in 0..(*s).carved {
+            for i in 0..(*s).carved.load(core::sync::atomic::Ordering::Relaxed) {
                 let b = (*s).block_at(i);
                 if next_of(b) == bad {
                     at = b;
@@ -254,6 +254,7 @@ mod tests {
     use crate::size_class::{class_size, NUM_CLASSES};
     use crate::slab::{index_magic, list_len_tail, tf_head, tf_word};
     use core::mem::MaybeUninit;
+    use core::sync::atomic::Ordering::Relaxed;
 
     /// A slab descriptor over `mem`, for blocks of `bs` bytes, with `carved` blocks carved.
     fn fake_slab(mem: &mut [u64], bs: u32) -> Slab {
@@ -294,21 +295,22 @@ mod tests {
             s.block_size = bs;
             s.inv = inv;
             s.shift = shift;
-            s.carved = (64 << 10) / bs as u64 + 1;
-            let span = s.carved as i64 * bs as i64;
+            let carved = (64 << 10) / bs as u64 + 1;
+            s.carved = carved.into();
+            let span = carved as i64 * bs as i64;
+            // SAFETY: `s` is a valid descriptor, which these only read.
+            let holds = |a| unsafe { Slab::holds_block(&s, a) };
+            // SAFETY: as above.
+            let index = |a| unsafe { Slab::index_of(&s, a) };
             let step = if bs <= 1024 { 1 } else { 7 };
             let mut off = -3 * bs as i64;
             while off < span + 3 * bs as i64 {
                 let a = (base as i64 + off) as usize;
                 let boundary = off >= 0 && off % bs as i64 == 0 && off < span;
-                assert_eq!(
-                    s.holds_block(a),
-                    boundary,
-                    "class {c} ({bs} B), offset {off}"
-                );
+                assert_eq!(holds(a), boundary, "class {c} ({bs} B), offset {off}");
                 if boundary {
-                    assert_eq!(s.index_of(a), (off / bs as i64) as u64);
-                    assert_eq!(s.block_at(s.index_of(a)), a);
+                    assert_eq!(index(a), (off / bs as i64) as u64);
+                    assert_eq!(s.block_at(index(a)), a);
                 }
                 off += step;
             }
@@ -320,7 +322,7 @@ mod tests {
                 base + (1 << 40),
                 usize::MAX - 15,
             ] {
-                assert!(!s.holds_block(a), "class {c}: {a:#x}");
+                assert!(!holds(a), "class {c}: {a:#x}");
             }
         }
     }
@@ -380,7 +382,7 @@ mod tests {
         // SAFETY: the slab's memory is `mem`, alive for the whole test.
         unsafe {
             let head = Slab::carve(&mut s, 10);
-            assert_eq!((head, s.carved), (0, 10));
+            assert_eq!((head, s.carved.load(Relaxed)), (0, 10));
             let (n, tail) = list_len_tail(&s, head);
             assert_eq!((n, tail), (10, s.block_at(9)));
             for i in 0..10 {

@@ -10,56 +10,69 @@ use crate::size_class::{class_size, kind_of, NUM_CLASSES};
 use crate::slab::*;
 use crate::slab_cache::SlabCache;
 use crate::superslab;
+use crate::sync::add_single_writer;
 use crate::tls::{Bin, ThreadCache, STATE_ACTIVE, STATE_DEAD};
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, Ordering::*};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
 
+/// A heap. Its owner is the thread attached to it, the holder of the shared heap's lock (for
+/// `SHARED`), or the pool lock's holder while it is parked. Who touches which field:
+///
+/// - Owner-only: `partial`, `empty`, `own_bins` (but for their counters), the slab cache's
+///   lists. Reached through raw pointers or `&mut` to these fields alone, never `&mut Heap`.
+/// - Atomic, written by the owner (Relaxed load and store, no read-modify-write) and read by
+///   statistics from any thread: `bins`, `remote_ctr`, `attached`, the `stat_*` counters and the
+///   slab cache's counters.
+/// - Atomic, written by other threads: `remote_slabs` (see `remote_list`).
+/// - Pool lock: `next_all` (the registry statistics walk) and `next_dead`.
 #[repr(C)]
 pub struct Heap {
-    /// The bins in use: the owner thread's TLS bins, or `own_bins` when detached or shared.
-    pub bins: *mut [Bin; NUM_CLASSES],
+    /// The bins in use: the owner thread's TLS bins, or null when detached or shared (then
+    /// `own_bins`; see `Heap::bins`).
+    pub bins: AtomicPtr<[Bin; NUM_CLASSES]>,
     /// Slabs that received remote frees since the owner last looked (an MPSC stack).
     pub remote_slabs: AtomicPtr<Slab>,
     pub partial: [SlabList; NUM_CLASSES],
     pub empty: [SlabList; NUM_CLASSES],
     pub own_bins: [Bin; NUM_CLASSES],
-    pub remote_ctr: *mut [u64; NUM_CLASSES],
-    pub stat_allocs: [u64; NUM_CLASSES],
-    pub stat_frees: [u64; NUM_CLASSES],
-    pub stat_remote: [u64; NUM_CLASSES],
+    /// The attached thread's remote-free counters (null when detached).
+    pub remote_ctr: AtomicPtr<[AtomicU64; NUM_CLASSES]>,
+    pub stat_allocs: [AtomicU64; NUM_CLASSES],
+    pub stat_frees: [AtomicU64; NUM_CLASSES],
+    pub stat_remote: [AtomicU64; NUM_CLASSES],
     /// Remote-queue drains that found slabs, and the slabs and blocks they collected.
-    pub stat_drains: u64,
-    pub stat_drained_slabs: u64,
-    pub stat_drained_blocks: u64,
+    pub stat_drains: AtomicU64,
+    pub stat_drained_slabs: AtomicU64,
+    pub stat_drained_blocks: AtomicU64,
     pub slab_cache: SlabCache,
     pub next_all: *mut Heap,
     pub next_dead: *mut Heap,
-    pub attached: bool,
+    pub attached: AtomicBool,
 }
 
-// SAFETY: a heap is used by one thread at a time (its owner, or a holder of the shared lock);
-// only `remote_slabs` is touched concurrently, and it is atomic.
+// SAFETY: a heap's plain fields are used by one thread at a time (its owner, or a holder of
+// the lock that guards them); the fields other threads touch are atomic.
 unsafe impl Send for Heap {}
 
 impl Heap {
     pub const fn new() -> Self {
         Heap {
-            bins: ptr::null_mut(),
+            bins: AtomicPtr::new(ptr::null_mut()),
             remote_slabs: AtomicPtr::new(ptr::null_mut()),
             partial: [const { SlabList::new() }; NUM_CLASSES],
             empty: [const { SlabList::new() }; NUM_CLASSES],
-            own_bins: [Bin::EMPTY; NUM_CLASSES],
-            remote_ctr: ptr::null_mut(),
-            stat_allocs: [0; NUM_CLASSES],
-            stat_frees: [0; NUM_CLASSES],
-            stat_remote: [0; NUM_CLASSES],
-            stat_drains: 0,
-            stat_drained_slabs: 0,
-            stat_drained_blocks: 0,
+            own_bins: [const { Bin::empty() }; NUM_CLASSES],
+            remote_ctr: AtomicPtr::new(ptr::null_mut()),
+            stat_allocs: [const { AtomicU64::new(0) }; NUM_CLASSES],
+            stat_frees: [const { AtomicU64::new(0) }; NUM_CLASSES],
+            stat_remote: [const { AtomicU64::new(0) }; NUM_CLASSES],
+            stat_drains: AtomicU64::new(0),
+            stat_drained_slabs: AtomicU64::new(0),
+            stat_drained_blocks: AtomicU64::new(0),
             slab_cache: SlabCache::new(),
             next_all: ptr::null_mut(),
             next_dead: ptr::null_mut(),
-            attached: false,
+            attached: AtomicBool::new(false),
         }
     }
 
@@ -73,10 +86,11 @@ impl Heap {
         // SAFETY: the caller's promise; `bins` points to the attached thread's TLS bins, alive
         // while attached, and `own_bins` is used otherwise.
         unsafe {
-            if (*heap).bins.is_null() {
+            let b = (*heap).bins.load(Relaxed);
+            if b.is_null() {
                 ptr::addr_of_mut!((*heap).own_bins)
             } else {
-                (*heap).bins
+                b
             }
         }
     }
@@ -86,6 +100,14 @@ impl Default for Heap {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Whether the calling thread owns `heap` (for debug assertions): it is the thread's own heap,
+/// or the shared heap while its lock is held (by this thread, the callers' contracts say).
+fn owns(heap: *mut Heap) -> bool {
+    // SAFETY: `thread_cache` is this thread's live cache; only its own `heap` field is read.
+    let mine = unsafe { (*crate::tls::thread_cache()).heap };
+    mine == heap || (heap == shared_ptr() && SHARED.is_locked())
 }
 
 /// Hands out the bin's next block: checks its index against the slab's carved count, turns it
@@ -180,7 +202,7 @@ pub unsafe fn take_local_frees(bin: *mut Bin) -> *mut Block {
     // SAFETY: as above, and the caller owns `bin`.
     unsafe {
         (*s).local_free = NIL;
-        (*s).used = (*s).carved as u32;
+        (*s).used = (*s).carved.load(Relaxed) as u32;
         (*bin).free = h;
         pop(bin)
     }
@@ -198,6 +220,12 @@ unsafe fn format_slab(s: *mut Slab, c: usize, heap: *mut Heap) {
     // can reach (this fn's contract); `check_bits`, when set, points to its bitmap of
     // `capacity.div_ceil(8)` bytes.
     unsafe {
+        debug_assert!(
+            (*s).heap.load(Relaxed).is_null()
+                && (*s).thread_free.load(Relaxed) == 0
+                && (*s).used == 0,
+            "a slab formatted for a heap belongs to another or has blocks in use"
+        );
         (*s).block_size = bs;
         (*s).inv = inv;
         (*s).shift = shift;
@@ -205,7 +233,7 @@ unsafe fn format_slab(s: *mut Slab, c: usize, heap: *mut Heap) {
         (*s).bin_offset = (c * crate::tls::BIN_BYTES) as u16;
         (*s).flags = 0;
         (*s).used = 0;
-        (*s).carved = 0;
+        (*s).carved.store(0, Relaxed);
         (*s).capacity = (superslab::slab_bytes(s) / bs as usize) as u32;
         (*s).local_free = NIL;
         (*s).thread_free.store(0, Relaxed);
@@ -230,6 +258,14 @@ unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
     // SAFETY: `s` belongs to the caller's heap (this fn's contract), so its owner-side fields
     // and its free blocks' links are the caller's; `thread_free` is taken atomically.
     let mut list = unsafe {
+        debug_assert!(
+            (*s).heap.load(Relaxed) == heap && (*s).class as usize == c,
+            "a heap installs a slab of another heap or class"
+        );
+        debug_assert!(
+            (*s).flags & (IN_PARTIAL | IN_EMPTY | IN_POOL) == 0,
+            "a slab installed as current is still on a list"
+        );
         let mut list = (*s).local_free;
         (*s).local_free = NIL;
         let r = (*s).take_remote_keep_flag();
@@ -246,8 +282,9 @@ unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
     }
     // SAFETY: as above, and the caller owns `heap`, so its bins too.
     unsafe {
-        (*s).used = (*s).carved as u32; // every carved block is now user-held or in the bin
-        (*Heap::bins(heap))[c].set(s, list);
+        // Every carved block is now user-held or in the bin.
+        (*s).used = (*s).carved.load(Relaxed) as u32;
+        Bin::set(ptr::addr_of_mut!((*Heap::bins(heap))[c]), s, list);
     }
 }
 
@@ -257,8 +294,12 @@ unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
 /// # Safety
 /// The caller owns `heap` (its thread, or the shared lock).
 pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
+    debug_assert!(
+        owns(heap),
+        "a heap refilled by a thread that does not own it"
+    );
     // SAFETY: the caller owns `heap` (this fn's contract), hence its bins.
-    let bin: *mut Bin = unsafe { &mut (*Heap::bins(heap))[c] };
+    let bin: *mut Bin = unsafe { ptr::addr_of_mut!((*Heap::bins(heap))[c]) };
     // SAFETY: as above.
     let cur = unsafe { (*bin).slab };
     if !cur.is_null() {
@@ -277,14 +318,14 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
                 (*bin).free = r;
                 return pop_checked(bin);
             }
-            if (*cur).carved < (*cur).capacity as u64 {
+            if (*cur).carved.load(Relaxed) < (*cur).capacity as u64 {
                 let head = Slab::carve(cur, batch_for(c));
-                (*cur).used = (*cur).carved as u32;
-                (*bin).set(cur, head);
+                (*cur).used = (*cur).carved.load(Relaxed) as u32;
+                Bin::set(bin, cur, head);
                 return pop_checked(bin);
             }
             (*cur).flags |= IN_FULL;
-            (*bin).clear();
+            Bin::clear(bin);
         }
     }
     loop {
@@ -299,6 +340,10 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
             // SAFETY: `s` belongs to the caller's heap and is now on none of its lists, as
             // `install` requires; the caller owns `bin`.
             unsafe {
+                debug_assert!(
+                    (*s).flags & (IN_PARTIAL | IN_EMPTY) != 0 && (*s).flags & IN_FULL == 0,
+                    "a slab on a partial or empty list is not marked so, or is full"
+                );
                 (*s).flags &= !(IN_PARTIAL | IN_EMPTY);
                 install(heap, c, s);
                 let b = pop_checked(bin);
@@ -314,12 +359,12 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
         }
     }
     // SAFETY: the caller owns `heap`, so its slab cache.
-    let mut s = unsafe { (*heap).slab_cache.take(kind_of(c)) };
+    let mut s = unsafe { SlabCache::take(ptr::addr_of_mut!((*heap).slab_cache), kind_of(c)) };
     // SAFETY: the caller owns `heap`, and no reference into it is live here.
     if s.is_null() && unsafe { crate::pool::release_for_refill(heap) } > 0 {
         // Out of memory or address space: what was cached went back; one more try.
         // SAFETY: as above.
-        s = unsafe { (*heap).slab_cache.take(kind_of(c)) };
+        s = unsafe { SlabCache::take(ptr::addr_of_mut!((*heap).slab_cache), kind_of(c)) };
     }
     if s.is_null() {
         return ptr::null_mut();
@@ -338,16 +383,20 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
 /// # Safety
 /// The caller owns `heap`.
 pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
+    debug_assert!(
+        owns(heap),
+        "a heap's remote queue drained by a thread that does not own it"
+    );
     // SAFETY: `heap` is valid (this fn's contract); the queue head is atomic.
     let mut s = unsafe { remote_list::take_queue(&(*heap).remote_slabs) };
     let mut any = false;
     if !s.is_null() {
         // SAFETY: the caller owns `heap`, so its counters.
-        unsafe { (*heap).stat_drains += 1 };
+        unsafe { add_single_writer(&(*heap).stat_drains, 1) };
     }
     while !s.is_null() {
         // SAFETY: as above.
-        unsafe { (*heap).stat_drained_slabs += 1 };
+        unsafe { add_single_writer(&(*heap).stat_drained_slabs, 1) };
         // Read the link first: once NOTIFIED is cleared, a remote free may queue `s` again.
         // SAFETY: `s` came off the heap's remote queue, so it is a formatted slab of a mapped
         // SuperSlab (never unmapped) that belongs to `heap`; its atomics may be read by anyone.
@@ -372,12 +421,16 @@ pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
             // the links of the blocks just taken from its remote list are the caller's.
             unsafe {
                 let (n, tail) = list_len_tail(s, list);
-                (*heap).stat_drained_blocks += n as u64;
-                let bin = &mut (*Heap::bins(heap))[(*s).class as usize];
-                if bin.slab == s {
-                    freelist::set_next(tail, bin.free);
-                    bin.free = list;
+                add_single_writer(&(*heap).stat_drained_blocks, n as u64);
+                let bin = ptr::addr_of_mut!((*Heap::bins(heap))[(*s).class as usize]);
+                if (*bin).slab == s {
+                    freelist::set_next(tail, (*bin).free);
+                    (*bin).free = list;
                 } else {
+                    debug_assert!(
+                        (*s).used >= n,
+                        "more remote frees collected than blocks in use"
+                    );
                     freelist::set_next(tail, (*s).local_free);
                     (*s).local_free = list;
                     (*s).used -= n;
@@ -402,10 +455,15 @@ pub unsafe fn classify(heap: *mut Heap, s: *mut Slab) {
     // is read atomically.
     unsafe {
         debug_assert!(
-            (*s).heap.load(Relaxed) == heap,
+            (*s).heap.load(Relaxed) == heap && owns(heap),
             "a heap classifies a slab it does not own"
         );
-        debug_assert!((*s).used as u64 <= (*s).carved && (*s).carved <= (*s).capacity as u64);
+        debug_assert!(
+            (*s).flags & IN_POOL == 0,
+            "a slab in the pool is classified by a heap"
+        );
+        let carved = (*s).carved.load(Relaxed);
+        debug_assert!((*s).used as u64 <= carved && carved <= (*s).capacity as u64);
         let c = (*s).class as usize;
         if (*Heap::bins(heap))[c].slab == s {
             return;
@@ -441,6 +499,14 @@ unsafe fn retire(heap: *mut Heap, s: *mut Slab) {
     // are the caller's alone.
     unsafe {
         let c = (*s).class as usize;
+        debug_assert!(
+            (*s).used == 0 && (*s).thread_free.load(Relaxed) == 0,
+            "a slab retired with blocks in use or remote frees pending"
+        );
+        debug_assert!(
+            (*s).flags & (IN_PARTIAL | IN_FULL) == 0 && (*Heap::bins(heap))[c].slab != s,
+            "a slab retired while on the partial list, marked full, or current"
+        );
         if (*s).flags & IN_EMPTY != 0 {
             return;
         }
@@ -448,7 +514,7 @@ unsafe fn retire(heap: *mut Heap, s: *mut Slab) {
             (*s).flags |= IN_EMPTY;
             (*heap).empty[c].push(s);
         } else {
-            (*heap).slab_cache.put(s);
+            SlabCache::put(ptr::addr_of_mut!((*heap).slab_cache), s);
         }
     }
 }
@@ -469,17 +535,19 @@ pub unsafe fn release_caches(heap: *mut Heap) -> usize {
                     break;
                 }
                 (*s).flags &= !IN_EMPTY;
-                (*heap).slab_cache.put(s);
+                SlabCache::put(ptr::addr_of_mut!((*heap).slab_cache), s);
             }
         }
-        (*heap).slab_cache.release_all(&mut POOL.lock())
+        SlabCache::release_all(ptr::addr_of_mut!((*heap).slab_cache), &mut POOL.lock())
     }
 }
 
-/// Gives a new thread a heap: a parked one if any, else a fresh one.
+/// Gives a new thread a heap: a parked one if any, else a fresh one. The thread's start in
+/// `init::attach_thread` calls this and arranges for `detach` at the thread's exit.
 ///
 /// # Safety
-/// `tc` is the calling thread's cache and it has no heap.
+/// `tc` is the calling thread's cache and it has no heap; the caller has `detach` run before
+/// the thread exits.
 pub unsafe fn attach(tc: *mut ThreadCache) -> *mut Heap {
     let heap = {
         let mut p = POOL.lock();
@@ -489,7 +557,7 @@ pub unsafe fn attach(tc: *mut ThreadCache) -> *mut Heap {
             // dead list makes it this thread's.
             unsafe {
                 p.dead_heaps = (*h).next_dead;
-                (*h).slab_cache.unpark(&mut p);
+                SlabCache::unpark(ptr::addr_of_mut!((*h).slab_cache), &mut p);
             }
             h
         } else {
@@ -508,14 +576,16 @@ pub unsafe fn attach(tc: *mut ThreadCache) -> *mut Heap {
         }
     };
     // SAFETY: `heap` is now this thread's alone; `tc` is the calling thread's cache (this fn's
-    // contract), alive as long as the thread, and the heap is detached before it dies.
+    // contract), alive as long as the thread, and the caller has the heap detached before the
+    // thread dies.
     unsafe {
-        (*heap).bins = &mut (*tc).bins;
-        (*heap).remote_ctr = &mut (*tc).remote_frees;
-        (*heap).attached = true;
+        (*heap).bins.store(ptr::addr_of_mut!((*tc).bins), Relaxed);
+        (*heap)
+            .remote_ctr
+            .store(ptr::addr_of_mut!((*tc).remote_frees), Relaxed);
+        (*heap).attached.store(true, Relaxed);
         (*tc).heap = heap;
         (*tc).state = STATE_ACTIVE;
-        crate::init::register_thread_exit(heap);
     }
     heap
 }
@@ -533,21 +603,23 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
         // SAFETY: called on the owning thread (this fn's contract): `tc` is its live cache
         // and `heap` its heap, touched by no other thread but for the atomic remote queue.
         let (bin, s) = unsafe {
-            let bin = &mut (*tc).bins[c];
-            (*heap).stat_allocs[c] += bin.allocs;
-            (*heap).stat_frees[c] += bin.frees;
-            (*heap).stat_remote[c] += (*tc).remote_frees[c];
-            bin.allocs = 0;
-            bin.frees = 0;
-            (*tc).remote_frees[c] = 0;
-            let s = bin.slab;
+            let bin = ptr::addr_of_mut!((*tc).bins[c]);
+            add_single_writer(&(*heap).stat_allocs[c], (*bin).allocs.load(Relaxed));
+            add_single_writer(&(*heap).stat_frees[c], (*bin).frees.load(Relaxed));
+            add_single_writer(&(*heap).stat_remote[c], (*tc).remote_frees[c].load(Relaxed));
+            (*bin).allocs.store(0, Relaxed);
+            (*bin).frees.store(0, Relaxed);
+            (*tc).remote_frees[c].store(0, Relaxed);
+            let s = (*bin).slab;
             (bin, s)
         };
         if s.is_null() {
             continue;
         }
-        let list = bin.free;
-        bin.clear();
+        // SAFETY: `bin` is this thread's own bin.
+        let list = unsafe { (*bin).free };
+        // SAFETY: as above; its list is handed back to the slab below.
+        unsafe { Bin::clear(bin) };
         if list != NIL {
             // SAFETY: `s` was the bin's current slab, so it belongs to `heap`: its owner-side
             // fields and the links of the bin's free blocks are this thread's.
@@ -563,9 +635,9 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
     }
     // SAFETY: this thread owns `heap`, its lists, slab cache and the slabs on them.
     unsafe {
-        (*heap).bins = ptr::null_mut();
-        (*heap).remote_ctr = ptr::null_mut();
-        (*heap).attached = false;
+        (*heap).bins.store(ptr::null_mut(), Relaxed);
+        (*heap).remote_ctr.store(ptr::null_mut(), Relaxed);
+        (*heap).attached.store(false, Relaxed);
         drain_remote(heap);
         for c in 0..NUM_CLASSES {
             loop {
@@ -574,7 +646,7 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
                     break;
                 }
                 (*s).flags &= !IN_EMPTY;
-                (*heap).slab_cache.put(s);
+                SlabCache::put(ptr::addr_of_mut!((*heap).slab_cache), s);
             }
         }
     }
@@ -587,13 +659,15 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
     // SAFETY: this thread still owns `heap`; once on the dead list (pool lock held) it is the
     // pool's.
     unsafe {
-        (*heap).slab_cache.park(&mut p);
+        SlabCache::park(ptr::addr_of_mut!((*heap).slab_cache), &mut p);
         (*heap).next_dead = p.dead_heaps;
     }
     p.dead_heaps = heap;
 }
 
 /// The heap that serves threads after their exit handler ran, and every call in checking mode.
+/// Its lock's holder owns it, and reaches it through `shared_ptr`, never through the guard: a
+/// `&mut Heap` would claim its atomics too, which statistics and remote frees use meanwhile.
 pub static SHARED: crate::sync::Mutex<Heap> = crate::sync::Mutex::new(Heap::new());
 
 pub fn shared_ptr() -> *mut Heap {
@@ -607,7 +681,7 @@ pub fn shared_ptr() -> *mut Heap {
 /// The caller owns `heap`.
 pub unsafe fn pop_or_refill(heap: *mut Heap, c: usize) -> *mut Block {
     // SAFETY: the caller owns `heap` (this fn's contract), hence its bins.
-    let b = unsafe { pop(&mut (*Heap::bins(heap))[c]) };
+    let b = unsafe { pop(ptr::addr_of_mut!((*Heap::bins(heap))[c])) };
     if b.is_null() {
         // SAFETY: as above.
         unsafe { refill(heap, c) }
@@ -624,7 +698,7 @@ pub fn shared_alloc(c: usize) -> *mut u8 {
     unsafe {
         let b = pop_or_refill(heap, c);
         if !b.is_null() {
-            (*heap).stat_allocs[c] += 1;
+            add_single_writer(&(*heap).stat_allocs[c], 1);
         }
         b as *mut u8
     }
@@ -639,8 +713,8 @@ pub unsafe fn shared_free_locked(heap: *mut Heap, s: *mut Slab, a: usize) {
     // so the heap and the slab's owner-side fields are this thread's; `a` is a live block of
     // `s`, as `free_local` requires.
     unsafe {
-        (*heap).stat_frees[(*s).class as usize] += 1;
-        if free_local(s, a, (*s).index_of(a)) {
+        add_single_writer(&(*heap).stat_frees[(*s).class as usize], 1);
+        if free_local(s, a, Slab::index_of(s, a)) {
             classify(heap, s);
         }
     }
@@ -664,6 +738,10 @@ pub unsafe fn free_local(s: *mut Slab, a: usize, k: u64) -> bool {
         debug_assert!(
             (*s).used > 0,
             "an owner's free into a slab with no block in use"
+        );
+        debug_assert!(
+            (*s).flags & (IN_EMPTY | IN_POOL) == 0,
+            "an owner's free into a slab in the empty cache or the pool"
         );
         let used = (*s).used - 1;
         (*s).used = used;

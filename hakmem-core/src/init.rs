@@ -1,9 +1,10 @@
-//! Process-wide initialisation (lazy, from any entry point) and thread exit (fork: `fork`).
+//! Process-wide initialisation (lazy, from any entry point), and a thread's start and exit
+//! (fork: `fork`).
 
 use crate::heap::{self, Heap};
 use crate::policy;
 use crate::superslab;
-use crate::tls::thread_cache;
+use crate::tls::{thread_cache, ThreadCache};
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering::*};
 
 const UNINIT: u8 = 0;
@@ -54,8 +55,22 @@ fn init_slow() {
     }
 }
 
+/// A thread's start: gives the calling thread a heap (`heap::attach`) and arranges for it to
+/// be flushed and parked when the thread exits. Null when out of memory.
+///
+/// # Safety
+/// `tc` is the calling thread's cache and it has no heap.
+pub unsafe fn attach_thread(tc: *mut ThreadCache) -> *mut Heap {
+    // SAFETY: this fn's contract, as `attach` requires; the exit handler is registered below.
+    let heap = unsafe { heap::attach(tc) };
+    if !heap.is_null() {
+        register_thread_exit(heap);
+    }
+    heap
+}
+
 /// Arranges for `heap` to be flushed and parked when the calling thread exits.
-pub fn register_thread_exit(heap: *mut Heap) {
+fn register_thread_exit(heap: *mut Heap) {
     let key = KEY.load(Relaxed);
     if key != u32::MAX {
         // SAFETY: a valid key; glibc stores the first 32 keys' values in the thread descriptor.

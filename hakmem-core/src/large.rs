@@ -97,6 +97,18 @@ fn map_fresh(len: usize) -> *mut u8 {
     m
 }
 
+/// A large block of `size` bytes aligned to `align`, zeroed when `zero` asks (only the bytes
+/// a reused mapping may have dirtied are cleared); null (and errno ENOMEM) on failure. No
+/// checking-mode trailer: `alloc::large_alloc` and `check::large_alloc` add what they need.
+pub fn block(size: usize, align: usize, zero: bool) -> *mut u8 {
+    let (p, dirty) = alloc(size, align);
+    if zero && !p.is_null() && dirty > 0 {
+        // SAFETY: `p` is a new block of at least `size` bytes; past `dirty` it is zero already.
+        unsafe { ptr::write_bytes(p, 0, size.min(dirty)) };
+    }
+    p
+}
+
 /// Allocates a large block of `size` bytes aligned to `align`. The second value is how many
 /// leading bytes may be non-zero (0 for fresh pages; mremap's new pages are zero too).
 /// Null (and errno ENOMEM) on failure.

@@ -6,7 +6,8 @@
 //! beside them `registry` and `cage` (which addresses are SuperSlabs), `meta` (heap metadata),
 //! `freelist` (hardened links), `remote` (cross-thread frees),
 //! `foreign` (blocks freed across threads, kept for reuse), `large` (with `large_map`, `large_cache`), `policy`, `stats`, `check`,
-//! `init`, `fork`, `process`.
+//! `report` (bad pointers), `init`, `fork`, `process`. `tests/module_cycles.rs` keeps the untangled
+//! module cycles from coming back.
 #![cfg_attr(not(test), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -30,6 +31,7 @@ pub mod purge;
 pub mod registry;
 pub mod remote;
 pub mod remote_list;
+pub mod report;
 pub mod size_class;
 pub mod slab;
 pub mod slab_cache;

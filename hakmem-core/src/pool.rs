@@ -10,6 +10,7 @@ use crate::policy;
 use crate::purge;
 use crate::size_class::NUM_KINDS;
 use crate::slab::{Slab, SlabList, IN_POOL};
+use crate::slab_cache::SlabCache;
 use crate::superslab::{self, superslab_of, SuperSlab};
 use crate::sync::Mutex;
 use core::ptr;
@@ -109,7 +110,7 @@ pub unsafe fn unformat(s: *mut Slab) {
             (*s).used == 0 && (*s).thread_free.load(Relaxed) == 0,
             "a slab goes back to the pool with live blocks or pending remote frees"
         );
-        (*s).carved = 0; // a stale free of one of its blocks is now reported, not accepted
+        (*s).carved.store(0, Relaxed); // a stale free of one of its blocks is now reported, not accepted
         (*s).heap.store(ptr::null_mut(), Relaxed);
         (*s).local_free = crate::freelist::NIL;
         (*s).flags = IN_POOL;
@@ -223,7 +224,7 @@ unsafe fn release(own: *mut Heap, shared: bool) -> usize {
     while !h.is_null() {
         // SAFETY: parked heaps belong to the pool, whose lock is held; heaps are never freed.
         unsafe {
-            released += (*h).slab_cache.release_all(&mut p);
+            released += SlabCache::release_all(core::ptr::addr_of_mut!((*h).slab_cache), &mut p);
             h = (*h).next_dead;
         }
     }

@@ -7,6 +7,7 @@ use crate::heap::{self, Heap};
 use crate::remote_list;
 use crate::size_class::NUM_CLASSES;
 use crate::slab::Slab;
+use crate::sync::add_single_writer;
 use crate::tls::{ThreadCache, STATE_DEAD};
 use core::sync::atomic::{AtomicU64, Ordering::*};
 
@@ -29,7 +30,7 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) 
     // user-held only the freeing thread writes its tag and link.
     unsafe {
         if freelist::is_tagged(a) {
-            crate::alloc::report_double_free(a as *mut u8);
+            crate::report::report_double_free(a as *mut u8);
             return;
         }
         freelist::set_tag(a);
@@ -43,7 +44,7 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) 
     // flushes the foreign cache; `a` is a carved block of class `c`, tagged free just now.
     unsafe {
         if !(*tc).heap.is_null() && crate::foreign::keep(tc, c, a) {
-            *(*tc).remote_frees.get_unchecked_mut(c) += 1;
+            add_single_writer((*tc).remote_frees.get_unchecked(c), 1);
             return;
         }
     }
@@ -62,7 +63,7 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) 
         if (*tc).heap.is_null() {
             count_without_heap(tc, c);
         } else {
-            *(*tc).remote_frees.get_unchecked_mut(c) += 1;
+            add_single_writer((*tc).remote_frees.get_unchecked(c), 1);
         }
     }
 }
@@ -76,11 +77,11 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) 
 #[cold]
 #[inline(never)]
 unsafe fn count_without_heap(tc: *mut ThreadCache, c: usize) {
-    // SAFETY: `tc` is this thread's cache with no heap (this fn's contract), as `attach`
-    // requires.
-    if unsafe { (*tc).state != STATE_DEAD && !heap::attach(tc).is_null() } {
+    // SAFETY: `tc` is this thread's cache with no heap (this fn's contract), as
+    // `attach_thread` requires.
+    if unsafe { (*tc).state != STATE_DEAD && !crate::init::attach_thread(tc).is_null() } {
         // SAFETY: as above.
-        unsafe { (*tc).remote_frees[c] += 1 };
+        unsafe { add_single_writer(&(*tc).remote_frees[c], 1) };
     } else {
         UNOWNED_REMOTE_FREES[c].fetch_add(1, Relaxed);
     }

@@ -81,9 +81,14 @@ pub fn take_and_clear(tf: &AtomicUsize) -> u64 {
     head(tf.swap(0, AcqRel))
 }
 
-/// A slab as the queue sees it: something with a queue link.
+/// A slab as the queue sees it: something with a queue link. Reached through a raw pointer, so
+/// that no reference covers the rest of the slab, which its owner writes meanwhile.
 pub trait Queued: Sized {
-    fn next_remote(&self) -> &AtomicPtr<Self>;
+    /// The queue link of `s`.
+    ///
+    /// # Safety
+    /// `s` is valid for `'a`.
+    unsafe fn next_remote<'a>(s: *mut Self) -> &'a AtomicPtr<Self>;
 }
 
 /// Queues `s` on `q` (called once per NOTIFIED period: by the push that set the bit).
@@ -95,7 +100,7 @@ pub unsafe fn enqueue<S: Queued>(q: &AtomicPtr<S>, s: *mut S) {
     let mut old = q.load(Relaxed);
     loop {
         // SAFETY: `s` is valid (the caller's promise).
-        unsafe { (*s).next_remote().store(old, Relaxed) };
+        unsafe { S::next_remote(s).store(old, Relaxed) };
         match q.compare_exchange_weak(old, s, Release, Relaxed) {
             Ok(_) => return,
             Err(x) => old = x,
@@ -116,5 +121,5 @@ pub fn take_queue<S>(q: &AtomicPtr<S>) -> *mut S {
 #[inline]
 pub unsafe fn next<S: Queued>(s: *mut S) -> *mut S {
     // SAFETY: the caller's promise: `s` is valid and its link is stable until NOTIFIED clears.
-    unsafe { (*s).next_remote().load(Relaxed) }
+    unsafe { S::next_remote(s).load(Relaxed) }
 }

@@ -8,7 +8,7 @@
 use crate::freelist::{self, NIL};
 use crate::heap::Heap;
 use core::ptr;
-use core::sync::atomic::{AtomicPtr, AtomicUsize};
+use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// A free block: its encoded link and the free tag (see `freelist`); every block has 16 bytes.
 #[repr(C)]
@@ -26,13 +26,35 @@ pub const IN_POOL: u8 = 8; // in the global pool of free slabs
 pub use crate::remote_list::{head as tf_head, word as tf_word, NOTIFIED};
 const _: () = assert!(crate::remote_list::EMPTY == NIL);
 
+/// A slab descriptor. Who touches which field:
+///
+/// - Format fields (`start`, `inv`, `shift`, `block_size`, `class`, `bin_offset`, `capacity`,
+///   `kind`, `index`, `check_bits`): written only while the slab has no live block and belongs
+///   to no heap (the pool lock's holder formatting its SuperSlab, or the heap that just took it,
+///   before it publishes `heap` with Release). Any thread reads them when it frees or measures a
+///   live block of the slab, ordered after the write by the program's own hand-over of the
+///   block. Only a pointer that is not a live block (a stale or wild free, already undefined
+///   behaviour in the program) can race with a format; `carved` then rejects it in the common
+///   case.
+/// - `carved`: atomic. Written by the owner (`carve`, with Relaxed stores) and by `unformat`;
+///   read by every freeing thread to validate a block index.
+/// - `heap`, `thread_free`, `next_remote`: atomic, shared with freeing threads (see `remote`).
+/// - Owner-only (the heap's thread, or the shared heap's lock holder): `local_free`, `used`,
+///   `flags` and the list links `next`/`prev` while the slab belongs to a heap; no other thread
+///   reads them.
+/// - Pool lock: `flags`, `next`/`prev`, `empty_since` and `purged` while the slab is in the
+///   global pool (ownership moves between a heap and the pool only under that lock).
+///
+/// So functions that other threads call on a slab (`index_of`, `holds_block`) take a raw
+/// pointer and read single fields: a `&Slab` would assert that no field changes while it lives,
+/// and the owner writes its plain fields at any time.
 #[repr(C, align(64))]
 pub struct Slab {
     // First cache line: everything `free` reads (validation and routing).
     pub start: usize,
-    pub inv: u64,        // inverse of block_size's odd part mod 2^64 (see `index_of`)
-    pub carved: u64,     // blocks carved so far: indices below it are blocks (0 in the pool)
-    pub local_free: u64, // head index of the owner's frees, NIL when none
+    pub inv: u64,          // inverse of block_size's odd part mod 2^64 (see `index_of`)
+    pub carved: AtomicU64, // blocks carved so far: indices below it are blocks (0 in the pool)
+    pub local_free: u64,   // head index of the owner's frees, NIL when none
     pub heap: AtomicPtr<Heap>,
     pub block_size: u32,
     pub used: u32,
@@ -66,20 +88,35 @@ impl Slab {
     /// `start`; for any other address, a number above 2^64 / block_size (Granlund and
     /// Montgomery's exact-division test: multiplying an offset that is a multiple of the size by
     /// the inverse of its odd part, then rotating out the power of two, gives the quotient; any
-    /// other offset, negative ones included, lands above). So `index_of(a) < carved` is the
+    /// other offset, negative ones included, lands above). So `index_of(s, a) < carved` is the
     /// whole check that `a` is a carved block of this slab.
+    ///
+    /// # Safety
+    /// `s` is a slab descriptor (in a mapped SuperSlab, or the dead slab); any thread may call.
     #[inline(always)]
-    pub fn index_of(&self, a: usize) -> u64 {
-        (a.wrapping_sub(self.start) as u64)
-            .wrapping_mul(self.inv)
-            .rotate_right(self.shift as u32)
+    pub unsafe fn index_of(s: *const Slab, a: usize) -> u64 {
+        // SAFETY: `s` is a descriptor (this fn's contract); the format fields read are fixed
+        // while any block of it is live (see `Slab`).
+        unsafe {
+            (a.wrapping_sub((*s).start) as u64)
+                .wrapping_mul((*s).inv)
+                .rotate_right((*s).shift as u32)
+        }
     }
 
-    /// Whether `a` is the start of a carved block of this slab.
+    /// Whether `a` is the start of a carved block of slab `s`.
+    ///
+    /// # Safety
+    /// As for `index_of`.
     #[inline(always)]
-    pub fn holds_block(&self, a: usize) -> bool {
-        self.index_of(a) < self.carved
+    pub unsafe fn holds_block(s: *const Slab, a: usize) -> bool {
+        // SAFETY: this fn's contract, as `index_of` requires; `carved` is atomic.
+        unsafe { Slab::index_of(s, a) < (*s).carved.load(Relaxed) }
     }
+
+    // The methods below that take `&self` are the owner's (or the pool lock holder's): while
+    // it holds the reference, other threads only read the slab's plain fields and touch its
+    // atomics, which a shared reference allows.
 
     /// The address of block `i` (which must be below `carved`).
     #[inline(always)]
@@ -103,11 +140,15 @@ impl Slab {
         // SAFETY: the caller owns `s`: only this thread writes `carved`; the other fields read
         // here are fixed while the slab is formatted.
         unsafe {
-            let n = ((*s).capacity - (*s).carved as u32).min(max.max(1)) as u64;
+            let first = (*s).carved.load(Relaxed);
+            debug_assert!(
+                first <= (*s).capacity as u64,
+                "a slab carved past its capacity"
+            );
+            let n = ((*s).capacity - first as u32).min(max.max(1)) as u64;
             if n == 0 {
                 return NIL;
             }
-            let first = (*s).carved;
             let bs = (*s).block_size as usize;
             let mut a = (*s).block_at(first);
             for i in first..first + n {
@@ -116,8 +157,10 @@ impl Slab {
                 freelist::set_tag(a);
                 a += bs;
             }
-            debug_assert!((*s).carved + n <= (*s).capacity as u64);
-            (*s).carved += n;
+            debug_assert!(first + n <= (*s).capacity as u64);
+            // Relaxed: another thread checks a block against it only after the program handed
+            // it that block, which the owner carved (and stored this) before.
+            (*s).carved.store(first + n, Relaxed);
             first
         }
     }
@@ -130,10 +173,11 @@ impl Slab {
         crate::remote_list::take_keep_flag(&self.thread_free)
     }
 
-    /// Whether a block could be handed out from this slab without collecting remote frees.
+    /// Whether a block could be handed out from this slab without collecting remote frees
+    /// (the owner's question: it reads owner-only fields).
     #[inline]
     pub fn has_local_space(&self) -> bool {
-        self.local_free != NIL || self.carved < self.capacity as u64
+        self.local_free != NIL || self.carved.load(Relaxed) < self.capacity as u64
     }
 }
 
@@ -146,7 +190,7 @@ impl Slab {
 pub unsafe fn list_len_tail(s: *const Slab, head: u64) -> (u32, usize) {
     // SAFETY: `s` is a slab descriptor in a mapped SuperSlab whose lists the caller owns (this
     // fn's contract), so `carved` does not change under us.
-    let carved = unsafe { (*s).carved };
+    let carved = unsafe { (*s).carved.load(Relaxed) };
     let mut n = 0u64;
     let mut tail = 0usize;
     let mut i = head;
@@ -262,7 +306,9 @@ impl Default for SlabList {
 }
 
 impl crate::remote_list::Queued for Slab {
-    fn next_remote(&self) -> &AtomicPtr<Slab> {
-        &self.next_remote
+    unsafe fn next_remote<'a>(s: *mut Slab) -> &'a AtomicPtr<Slab> {
+        // SAFETY: `s` is a valid descriptor (the trait's contract), never unmapped; the
+        // reference covers the atomic link only, not the owner's plain fields.
+        unsafe { &(*s).next_remote }
     }
 }

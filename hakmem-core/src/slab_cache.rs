@@ -12,16 +12,22 @@ use crate::pool::{self, Pool};
 use crate::size_class::{KIND_MEDIUM, KIND_SMALL, NUM_KINDS};
 use crate::slab::{Slab, SlabList};
 use crate::superslab;
+use crate::sync::add_single_writer;
+use core::sync::atomic::AtomicU64;
 
 /// Parked heaps that may keep their cache (each holds at most 8 x TCACHE x 64 KiB + TCACHE x 512 KiB).
 const PARKED_MAX: usize = 8;
 
+/// Owner-only (the heap's owner; the pool lock's holder while the heap is parked): `lists` and
+/// `parked`. Atomic: the counters, which statistics read from other threads (the owner updates
+/// them with a Relaxed load and store). The methods take `*mut SlabCache`, never `&mut self`, for
+/// those readers' sake.
 pub struct SlabCache {
     lists: [SlabList; NUM_KINDS],
     /// Slabs handed out from the cache, batches taken from the pool, batches given back.
-    pub hits: u64,
-    pub grabs: u64,
-    pub returns: u64,
+    pub hits: AtomicU64,
+    pub grabs: AtomicU64,
+    pub returns: AtomicU64,
     parked: bool,
 }
 
@@ -29,42 +35,46 @@ impl SlabCache {
     pub const fn new() -> Self {
         SlabCache {
             lists: [const { SlabList::new() }; NUM_KINDS],
-            hits: 0,
-            grabs: 0,
-            returns: 0,
+            hits: AtomicU64::new(0),
+            grabs: AtomicU64::new(0),
+            returns: AtomicU64::new(0),
             parked: false,
         }
     }
 
-    /// A free slab of `kind`: from the cache, else a batch from the pool. Null if out of memory.
+    /// A free slab of `kind`: from cache `sc`, else a batch from the pool. Null if out of memory.
     ///
     /// # Safety
-    /// The caller owns the cache's heap.
-    pub unsafe fn take(&mut self, kind: usize) -> *mut Slab {
-        let list = &mut self.lists[kind];
-        if list.len == 0 {
-            let want = cap(kind).div_ceil(2).max(1);
-            pool::acquire_slabs(kind, want, list);
-            self.grabs += 1;
-        } else {
-            self.hits += 1;
-        }
+    /// `sc` is the cache of a heap the caller owns.
+    pub unsafe fn take(sc: *mut SlabCache, kind: usize) -> *mut Slab {
         // SAFETY: the caller owns the cache's heap (this fn's contract), so this list and its
-        // slabs (free slabs of mapped SuperSlabs) are touched by no other thread.
-        unsafe { list.pop() }
+        // slabs (free slabs of mapped SuperSlabs) are touched by no other thread; the counters
+        // are atomic.
+        unsafe {
+            let list = &mut (*sc).lists[kind];
+            if list.len == 0 {
+                let want = cap(kind).div_ceil(2).max(1);
+                pool::acquire_slabs(kind, want, list);
+                add_single_writer(&(*sc).grabs, 1);
+            } else {
+                add_single_writer(&(*sc).hits, 1);
+            }
+            list.pop()
+        }
     }
 
     /// Keeps an empty slab (no live block, no pending remote free, in no list); a full cache
     /// gives half its slabs back to the pool first.
     ///
     /// # Safety
-    /// The caller owns the cache's heap, and `s` belongs to it, empty and in no list.
-    pub unsafe fn put(&mut self, s: *mut Slab) {
+    /// `sc` is the cache of a heap the caller owns, and `s` belongs to it, empty and in no list.
+    pub unsafe fn put(sc: *mut SlabCache, s: *mut Slab) {
         // SAFETY: `s` is a slab descriptor of a mapped SuperSlab (this fn's contract); `kind`
         // is fixed from the SuperSlab's formatting.
         let kind = unsafe { (*s).kind as usize };
         let cap = cap(kind);
-        let list = &mut self.lists[kind];
+        // SAFETY: the caller owns the cache (this fn's contract); the list is its own field.
+        let list = unsafe { &mut (*sc).lists[kind] };
         // SAFETY: `s` is empty and in no list (this fn's contract), as `unformat` requires;
         // the caller owns the cache, so this list and its slabs are this thread's.
         unsafe {
@@ -80,8 +90,8 @@ impl SlabCache {
                     back.push(list.pop());
                 }
                 pool::release_slabs(&mut back);
+                add_single_writer(&(*sc).returns, 1);
             }
-            self.returns += 1;
         }
     }
 
@@ -89,30 +99,36 @@ impl SlabCache {
     /// gives every slab back if enough parked heaps hold one already.
     ///
     /// # Safety
-    /// The caller owns the cache's heap and holds the pool lock (`p`).
-    pub unsafe fn park(&mut self, p: &mut Pool) {
+    /// `sc` is the cache of a heap the caller owns, and the caller holds the pool lock (`p`).
+    pub unsafe fn park(sc: *mut SlabCache, p: &mut Pool) {
         if p.parked_caches < PARKED_MAX {
             p.parked_caches += 1;
-            self.parked = true;
+            // SAFETY: the caller owns the cache (this fn's contract).
+            unsafe { (*sc).parked = true };
             return;
         }
         // SAFETY: the caller owns the cache and holds the pool lock (this fn's contract).
-        unsafe { self.release_all(p) };
+        unsafe { SlabCache::release_all(sc, p) };
     }
 
     /// Gives every cached slab back to the pool (a parked cache stops being one); the bytes
     /// they span.
     ///
     /// # Safety
-    /// The caller owns the cache's heap (or the heap is parked) and holds the pool lock (`p`).
-    pub unsafe fn release_all(&mut self, p: &mut Pool) -> usize {
-        if self.parked {
-            self.parked = false;
-            p.parked_caches -= 1;
+    /// `sc` is the cache of a heap the caller owns (or of a parked heap), and the caller holds
+    /// the pool lock (`p`).
+    pub unsafe fn release_all(sc: *mut SlabCache, p: &mut Pool) -> usize {
+        // SAFETY: the caller owns the cache (this fn's contract).
+        unsafe {
+            if (*sc).parked {
+                (*sc).parked = false;
+                p.parked_caches -= 1;
+            }
         }
         let mut back = SlabList::new();
         let mut bytes = 0;
-        for list in &mut self.lists {
+        // SAFETY: as above; the lists are the cache's own field.
+        for list in unsafe { &mut (*sc).lists } {
             while list.len > 0 {
                 // SAFETY: the caller owns the cache (this fn's contract); its slabs are empty,
                 // each in one of its lists, in formatted SuperSlabs.
@@ -125,9 +141,11 @@ impl SlabCache {
         }
         if back.len > 0 {
             // SAFETY: the slabs are empty and used by no thread until reacquired; `p` is the
-            // pool, locked by the caller (this fn's contract).
-            unsafe { pool::release_slabs_locked(p, &mut back) };
-            self.returns += 1;
+            // pool, locked by the caller (this fn's contract); the counter is atomic.
+            unsafe {
+                pool::release_slabs_locked(p, &mut back);
+                add_single_writer(&(*sc).returns, 1);
+            }
         }
         bytes
     }
@@ -135,11 +153,15 @@ impl SlabCache {
     /// A new thread adopts the parked heap.
     ///
     /// # Safety
-    /// The caller holds the pool lock (`p`) and has just taken the heap off the parked list.
-    pub unsafe fn unpark(&mut self, p: &mut Pool) {
-        if self.parked {
-            self.parked = false;
-            p.parked_caches -= 1;
+    /// `sc` is the cache of that heap; the caller holds the pool lock (`p`) and has just taken
+    /// the heap off the parked list.
+    pub unsafe fn unpark(sc: *mut SlabCache, p: &mut Pool) {
+        // SAFETY: the heap is the caller's now (this fn's contract), so its cache too.
+        unsafe {
+            if (*sc).parked {
+                (*sc).parked = false;
+                p.parked_caches -= 1;
+            }
         }
     }
 }

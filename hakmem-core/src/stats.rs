@@ -12,7 +12,6 @@ use crate::size_class::{class_size, NUM_CLASSES};
 use crate::superslab;
 use crate::sync::LockCounts;
 use core::fmt::{self, Write};
-use core::ptr::read_volatile;
 use core::sync::atomic::Ordering::Relaxed;
 
 #[derive(Clone, Copy, Default)]
@@ -65,7 +64,9 @@ pub struct Totals {
 }
 
 /// Adds one heap's counters: its accumulated totals, and the live TLS counters of the thread
-/// attached to it (read racily; each is a single word written only by that thread).
+/// attached to it. Every counter is an atomic that one thread writes (Relaxed load and store)
+/// and this reads with a Relaxed load: each figure is a value the counter had, and the sum may
+/// be a few operations behind.
 ///
 /// # Safety
 /// `h` is a heap (heaps are never freed) and the pool lock is held when it is a thread's: an
@@ -73,30 +74,30 @@ pub struct Totals {
 /// `remote_ctr` point, goes away.
 unsafe fn add_heap(t: &mut Totals, h: *const Heap) {
     // SAFETY: `h` is a live heap, and while it is attached its `bins` and `remote_ctr` point
-    // into its thread's cache, alive while the pool lock is held (this fn's contract). The
-    // counters are aligned plain words read with volatile loads while their owner may write
-    // them: a data race by Rust's rules, tolerated here for statistics (reported in issue 10).
+    // into its thread's cache, alive while the pool lock is held (this fn's contract). Only
+    // atomic fields are read, each through a reference to that field alone.
     unsafe {
-        t.remote_drains += read_volatile(&(*h).stat_drains);
-        t.drained_slabs += read_volatile(&(*h).stat_drained_slabs);
-        t.drained_blocks += read_volatile(&(*h).stat_drained_blocks);
-        t.slab_cache_hits += read_volatile(&(*h).slab_cache.hits);
-        t.pool_grabs += read_volatile(&(*h).slab_cache.grabs);
-        t.pool_returns += read_volatile(&(*h).slab_cache.returns);
+        t.remote_drains += (*h).stat_drains.load(Relaxed);
+        t.drained_slabs += (*h).stat_drained_slabs.load(Relaxed);
+        t.drained_blocks += (*h).stat_drained_blocks.load(Relaxed);
+        t.slab_cache_hits += (*h).slab_cache.hits.load(Relaxed);
+        t.pool_grabs += (*h).slab_cache.grabs.load(Relaxed);
+        t.pool_returns += (*h).slab_cache.returns.load(Relaxed);
+        let attached = (*h).attached.load(Relaxed);
+        let bins = (*h).bins.load(Relaxed);
+        let rc = (*h).remote_ctr.load(Relaxed);
         for c in 0..NUM_CLASSES {
             let k = &mut t.classes[c];
-            k.allocs += read_volatile(&(*h).stat_allocs[c]);
-            k.frees += read_volatile(&(*h).stat_frees[c]);
-            k.remote_frees += read_volatile(&(*h).stat_remote[c]);
-            if read_volatile(&(*h).attached) {
-                let bins = read_volatile(&(*h).bins);
-                let rc = read_volatile(&(*h).remote_ctr);
+            k.allocs += (*h).stat_allocs[c].load(Relaxed);
+            k.frees += (*h).stat_frees[c].load(Relaxed);
+            k.remote_frees += (*h).stat_remote[c].load(Relaxed);
+            if attached {
                 if !bins.is_null() {
-                    k.allocs += read_volatile(&(*bins)[c].allocs);
-                    k.frees += read_volatile(&(*bins)[c].frees);
+                    k.allocs += (*bins)[c].allocs.load(Relaxed);
+                    k.frees += (*bins)[c].frees.load(Relaxed);
                 }
                 if !rc.is_null() {
-                    k.remote_frees += read_volatile(&(*rc)[c]);
+                    k.remote_frees += (*rc)[c].load(Relaxed);
                 }
             }
         }
@@ -152,7 +153,7 @@ pub fn collect() -> Totals {
             t.heaps += 1;
         }
     }
-    // SAFETY: the shared heap is a static; its counters are plain words.
+    // SAFETY: the shared heap is a static, never attached; `add_heap` reads only its atomics.
     unsafe { add_heap(&mut t, heap::shared_ptr()) };
     for (c, k) in t.classes.iter_mut().enumerate() {
         k.remote_frees += crate::remote::UNOWNED_REMOTE_FREES[c].load(Relaxed);

@@ -16,7 +16,7 @@ use crate::size_class::{KIND_BIG, KIND_MEDIUM, MEDIUM_SLAB_SHIFT, SMALL_SLAB_SHI
 use crate::slab::{Slab, SlabList, IN_POOL};
 use core::mem::size_of;
 use core::ptr;
-use core::sync::atomic::{AtomicUsize, Ordering::*};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering::*};
 
 /// Whether `a` lies inside a SuperSlab (the registry answers).
 pub use crate::registry::contains;
@@ -38,6 +38,10 @@ pub const MAX_SS_SHIFT: usize = 24;
 pub static SS_MAPPED: AtomicUsize = AtomicUsize::new(0);
 pub static SS_UNMAPPED: AtomicUsize = AtomicUsize::new(0);
 
+/// A SuperSlab's header. `in_use`, `next`, `empty_since` and `purged` are guarded by the pool
+/// lock. The layout fields (`kind`, `slab_shift`, `nslabs`, `first_offset`) and the page table
+/// are written under that lock only while no slab of the SuperSlab is in use; threads read them
+/// without it only for a slab they got from the pool (under the lock) or a block of one.
 #[repr(C, align(64))]
 pub struct SuperSlab {
     pub kind: u8,
@@ -77,7 +81,7 @@ unsafe impl Sync for DeadSlab {}
 static DEAD_SLAB: DeadSlab = DeadSlab(Slab {
     start: usize::MAX,
     inv: 0,
-    carved: 0,
+    carved: AtomicU64::new(0),
     local_free: crate::freelist::NIL,
     heap: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
     block_size: 0,

@@ -26,7 +26,15 @@ pub struct LockCounts {
 /// Adds one to a counter that only the lock holder writes.
 #[inline(always)]
 fn bump(c: &AtomicU64) {
-    c.store(c.load(Relaxed) + 1, Relaxed);
+    add_single_writer(c, 1);
+}
+
+/// Adds `n` to a counter that one thread writes (its owner, or the holder of its lock) while
+/// others may read it: a Relaxed load and store, no read-modify-write, so it costs what a plain
+/// `+=` does (one `add` to memory on x86_64) and readers see whole values.
+#[inline(always)]
+pub fn add_single_writer(c: &AtomicU64, n: u64) {
+    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
 }
 
 // SAFETY: access to `value` is serialised by `state`.
@@ -113,6 +121,11 @@ impl<T> Mutex<T> {
                 )
             };
         }
+    }
+
+    /// Whether some thread holds the lock now (for debug assertions).
+    pub fn is_locked(&self) -> bool {
+        self.state.load(Relaxed) != 0
     }
 
     /// The protected value's address, without locking and without making a reference to it:

@@ -4,6 +4,7 @@
 use crate::policy::{self, Opt};
 use crate::size_class::{class_size, MAX_SMALL, NUM_CLASSES};
 use crate::{alloc, init, os, stats};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Once;
 
 static SETUP: Once = Once::new();
@@ -337,17 +338,20 @@ fn every_class_round_trips() {
 fn emptied_slabs_are_reused_from_the_heap_without_the_pool() {
     setup();
     std::thread::spawn(|| {
-        let heap = || unsafe { &*(*crate::tls::thread_cache()).heap };
         let v: Vec<usize> = (0..30_000).map(|_| alloc::malloc(48) as usize).collect();
         for p in v {
             unsafe { alloc::free(p as *mut u8) };
         }
-        let (hits, grabs) = (heap().slab_cache.hits, heap().slab_cache.grabs);
+        // This thread's heap's cache counters (read through the raw pointer, as statistics do).
+        let counts = || unsafe {
+            let c = std::ptr::addr_of!((*(*crate::tls::thread_cache()).heap).slab_cache);
+            ((*c).hits.load(Relaxed), (*c).grabs.load(Relaxed))
+        };
+        let (hits, grabs) = counts();
         // About 19 slabs of 64 KiB for another class: the cached ones first, then the pool in
         // batches of four (one lock each), never one lock per slab.
         let w: Vec<usize> = (0..3_000).map(|_| alloc::malloc(400) as usize).collect();
-        let hits = heap().slab_cache.hits - hits;
-        let grabs = heap().slab_cache.grabs - grabs;
+        let (hits, grabs) = (counts().0 - hits, counts().1 - grabs);
         assert!(hits >= 4, "only {hits} slabs came from the heap's cache");
         assert!(grabs <= 5, "{grabs} pool batches for about 15 slabs");
         for p in w {

@@ -11,10 +11,16 @@ use crate::freelist::NIL;
 use crate::heap::Heap;
 use crate::size_class::NUM_CLASSES;
 use crate::slab::Slab;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// One size class of a thread: the free list of its current slab, a copy of what popping it
 /// needs from the slab (one cache line, no other load), and counters. A zeroed bin is empty:
 /// `free >= limit` sends malloc to its slow path.
+///
+/// Owner-only (the thread, or the holder of the heap whose `own_bins` it is): `free`, `limit`,
+/// `block_size`, `start`, `slab`. Atomic: `allocs` and `frees`, which statistics read from other
+/// threads; the owner updates them with a Relaxed load and store (`add_single_writer`), never a
+/// read-modify-write. No `&mut Bin` is ever made: functions take `*mut Bin`.
 #[repr(C, align(64))]
 pub struct Bin {
     /// Index in `slab` of the next block to hand out (decoded, checked against `limit` before
@@ -25,44 +31,56 @@ pub struct Bin {
     pub block_size: u64,
     pub start: usize,
     pub slab: *mut Slab,
-    pub allocs: u64,
-    pub frees: u64,
+    pub allocs: AtomicU64,
+    pub frees: AtomicU64,
 }
 
 impl Bin {
-    pub const EMPTY: Bin = Bin {
-        free: NIL,
-        limit: 0,
-        block_size: 0,
-        start: 0,
-        slab: core::ptr::null_mut(),
-        allocs: 0,
-        frees: 0,
-    };
-
-    /// Makes `s` this bin's slab, with the list headed by `head`.
-    ///
-    /// # Safety
-    /// `s` is a formatted slab the bin's owner owns.
-    #[inline]
-    pub unsafe fn set(&mut self, s: *mut Slab, head: u64) {
-        self.slab = s;
-        self.free = head;
-        // SAFETY: `s` is a formatted slab the bin's owner owns (this fn's contract), so its
-        // `carved` changes only by this thread and the other fields are fixed.
-        unsafe {
-            self.limit = (*s).carved;
-            self.block_size = (*s).block_size as u64;
-            self.start = (*s).start;
+    pub const fn empty() -> Bin {
+        Bin {
+            free: NIL,
+            limit: 0,
+            block_size: 0,
+            start: 0,
+            slab: core::ptr::null_mut(),
+            allocs: AtomicU64::new(0),
+            frees: AtomicU64::new(0),
         }
     }
 
-    /// Leaves the bin without a slab (its list must have been handed back first).
+    /// Makes `s` bin `bin`'s slab, with the list headed by `head`.
+    ///
+    /// # Safety
+    /// The caller owns `bin`, and `s` is a formatted slab the bin's owner owns.
     #[inline]
-    pub fn clear(&mut self) {
-        self.slab = core::ptr::null_mut();
-        self.free = NIL;
-        self.limit = 0;
+    pub unsafe fn set(bin: *mut Bin, s: *mut Slab, head: u64) {
+        // SAFETY: the caller owns `bin`, and `s` is a formatted slab it owns (this fn's
+        // contract), so its `carved` changes only by this thread and the other fields are fixed.
+        unsafe {
+            debug_assert!(
+                head == NIL || head < (*s).carved.load(Relaxed),
+                "a bin's list starts at a block that is not carved"
+            );
+            (*bin).slab = s;
+            (*bin).free = head;
+            (*bin).limit = (*s).carved.load(Relaxed);
+            (*bin).block_size = (*s).block_size as u64;
+            (*bin).start = (*s).start;
+        }
+    }
+
+    /// Leaves bin `bin` without a slab (its list must have been handed back first).
+    ///
+    /// # Safety
+    /// The caller owns `bin`.
+    #[inline]
+    pub unsafe fn clear(bin: *mut Bin) {
+        // SAFETY: the caller owns `bin` (this fn's contract).
+        unsafe {
+            (*bin).slab = core::ptr::null_mut();
+            (*bin).free = NIL;
+            (*bin).limit = 0;
+        }
     }
 }
 
@@ -73,10 +91,14 @@ pub const STATE_ACTIVE: usize = 1;
 /// The thread ran its exit handler: later calls are served by the shared heap.
 pub const STATE_DEAD: usize = 2;
 
+/// A thread's cache. Owner-only: `heap`, `state` and the owner-only fields of the bins.
+/// Atomic: the bins' counters and `remote_frees`, which statistics read from other threads
+/// through the heap's `bins` and `remote_ctr` while the thread is attached (updated by the
+/// thread with a Relaxed load and store).
 #[repr(C, align(64))]
 pub struct ThreadCache {
     pub bins: [Bin; NUM_CLASSES],
-    pub remote_frees: [u64; NUM_CLASSES],
+    pub remote_frees: [AtomicU64; NUM_CLASSES],
     pub heap: *mut Heap,
     pub state: usize,
     /// Blocks of other heaps' slabs this thread freed, kept for its next allocations.

@@ -34,8 +34,9 @@ struct Slab {
 }
 
 impl Queued for Slab {
-    fn next_remote(&self) -> &AtomicPtr<Slab> {
-        &self.next_remote
+    unsafe fn next_remote<'a>(s: *mut Slab) -> &'a AtomicPtr<Slab> {
+        // SAFETY: the caller's promise: `s` is valid for `'a`.
+        unsafe { &(*s).next_remote }
     }
 }
 
