@@ -185,8 +185,10 @@ unsafe fn free_outside_cage(p: *mut u8) {
 #[inline(always)]
 unsafe fn free_small(p: *mut u8, s: *mut Slab) {
     let a = p as usize;
-    // SAFETY: `s` is a descriptor in a mapped SuperSlab or the dead slab (this fn's contract);
-    // descriptors are never unmapped, and `index_of`/`carved` only read it.
+    // SAFETY: `s` is a descriptor in a mapped SuperSlab or the dead slab (this fn's contract):
+    // a SuperSlab is unmapped only when none of its slabs is in use, and only after its
+    // registry bits are cleared (a later stale pointer is refused before this point); `index_of`
+    // and `carved` only read it.
     let k = unsafe { Slab::index_of(s, a) };
     // SAFETY: as above; `carved` is atomic (its owner may be carving).
     if k >= unsafe { (*s).carved.load(Relaxed) } {
@@ -358,7 +360,7 @@ pub unsafe fn realloc_sized(p: *mut u8, old: usize, n: usize) -> *mut u8 {
     let a = p as usize;
     if let (Some(s), false) = (crate::cage::slab_of(a), policy::checked()) {
         // SAFETY: the cage's page table gave `s`: a descriptor in a mapped SuperSlab of the
-        // cage (never unmapped) or the dead slab; `holds_block` and `block_size` only read it.
+        // cage (the cage never unmaps one) or the dead slab; `holds_block` and `block_size` only read it.
         if unsafe { Slab::holds_block(s, a) } {
             // SAFETY: as above; `a` is a carved block of `s`, so its block size is its usable size.
             let size = unsafe { (*s).block_size } as usize;

@@ -9,6 +9,12 @@
 //! block is reused while it is still in this core's cache. A block here is still counted as in
 //! use by its slab, so the slab keeps its owner and format until the block goes back.
 //!
+//! A block this thread took from its foreign cache and then frees itself goes home, not back into
+//! the cache: otherwise a thread whose working set is its own (it frees what it allocates) keeps
+//! circulating the other heaps' blocks it was once handed, every free of them a cross-thread one,
+//! mixed into cache lines that the owner's allocations share. A small direct-mapped table of the
+//! blocks taken lately (`REISSUED` entries) recognises them; a block another thread frees is kept.
+//!
 //! Blocks go back to their owners in bulk: when a class's cache is full, its older half is sent,
 //! each run of blocks of one slab linked first and pushed with one CAS; at thread exit, at
 //! `malloc_trim`, all of them. The cache holds bare addresses in this thread's TLS, never links
@@ -27,6 +33,14 @@ pub static RETURNED: AtomicU64 = AtomicU64::new(0);
 
 /// Classes that have a foreign cache: blocks up to 8 KiB.
 pub const FOREIGN_CLASSES: usize = 32;
+/// Entries of the table of blocks taken from the foreign cache lately (a power of two).
+pub const REISSUED: usize = 256;
+
+#[inline(always)]
+fn reissued_slot(a: usize) -> usize {
+    ((a >> 4) ^ (a >> 13)) & (REISSUED - 1)
+}
+
 /// Most blocks one class keeps.
 pub const SLOTS: usize = 32;
 /// Most bytes one class keeps (fewer slots for bigger blocks).
@@ -82,6 +96,12 @@ pub unsafe fn keep(tc: *mut ThreadCache, c: usize, a: usize) -> bool {
     // SAFETY: `tc` is this thread's cache (this fn's contract), touched by no other thread;
     // `c < FOREIGN_CLASSES`.
     unsafe {
+        let r = (*tc).reissued.get_unchecked_mut(reissued_slot(a));
+        if *r == a {
+            // This thread had it from the cache and frees it itself: it goes home.
+            *r = 0;
+            return false;
+        }
         let f = (*tc).foreign.get_unchecked_mut(c);
         if f.n >= CAP[c] as usize {
             send_oldest(f);
@@ -111,6 +131,7 @@ pub unsafe fn take(tc: *mut ThreadCache, c: usize) -> *mut u8 {
         f.n -= 1;
         let a = *f.slots.get_unchecked(f.n);
         freelist::clear_tag(a);
+        *(*tc).reissued.get_unchecked_mut(reissued_slot(a)) = a;
         a as *mut u8
     }
 }

@@ -231,7 +231,7 @@ pub unsafe fn corrupt(s: *const Slab, at: usize, bad: u64) -> ! {
     } else {
         core::fmt::Write::write_fmt(&mut where_, format_args!("handed out last"))
     };
-    // SAFETY: `s` is a formatted slab descriptor, never unmapped (this fn's contract); the
+    // SAFETY: `s` is a formatted slab descriptor, mapped while formatted (this fn's contract); the
     // message reads its class, block size and start.
     unsafe {
         crate::hk_eprint!(

@@ -131,7 +131,7 @@ pub unsafe fn pop(bin: *mut Bin) -> *mut Block {
             .start
             .wrapping_add(i.wrapping_mul((*bin).block_size) as usize)
     };
-    // SAFETY: `i < limit`, so `a` is a carved block of the bin's slab (mapped, never unmapped)
+    // SAFETY: `i < limit`, so `a` is a carved block of the bin's slab (in use, so mapped)
     // and free: its link and tag are the bin's to read and rewrite.
     unsafe {
         (*bin).free = freelist::next_of(a);
@@ -216,7 +216,7 @@ pub unsafe fn take_local_frees(bin: *mut Bin) -> *mut Block {
 unsafe fn format_slab(s: *mut Slab, c: usize, heap: *mut Heap) {
     let bs = class_size(c) as u32;
     let (inv, shift) = index_magic(bs);
-    // SAFETY: `s` is a slab header of a mapped SuperSlab (never unmapped) that only the caller
+    // SAFETY: `s` is a slab header of a mapped SuperSlab (the caller's, so not unmapped) that only the caller
     // can reach (this fn's contract); `check_bits`, when set, points to its bitmap of
     // `capacity.div_ceil(8)` bytes.
     unsafe {
@@ -399,7 +399,7 @@ pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
         unsafe { add_single_writer(&(*heap).stat_drained_slabs, 1) };
         // Read the link first: once NOTIFIED is cleared, a remote free may queue `s` again.
         // SAFETY: `s` came off the heap's remote queue, so it is a formatted slab of a mapped
-        // SuperSlab (never unmapped) that belongs to `heap`; its atomics may be read by anyone.
+        // SuperSlab (in use, so mapped) that belongs to `heap`; its atomics may be read by anyone.
         unsafe {
             debug_assert!(
                 (*s).thread_free.load(Relaxed) & NOTIFIED != 0,

@@ -17,8 +17,8 @@ use core::sync::atomic::{AtomicU64, Ordering::*};
 pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) {
     // The heap is read while the block is still live: the slab cannot change owners before
     // this block is collected, and it cannot be collected before the push below.
-    // SAFETY: `s` is a formatted slab descriptor (it has block `k`), in a SuperSlab that is
-    // never unmapped; `heap` is atomic.
+    // SAFETY: `s` is a formatted slab descriptor (it has block `k`), in a SuperSlab that stays
+    // mapped while one of its slabs is in use (this block is); `heap` is atomic.
     let heap: *mut Heap = unsafe { (*s).heap.load(Acquire) };
     if heap == heap::shared_ptr() && crate::policy::checked() {
         // SAFETY: `a` is block `k` of `s` (this fn's contract); `free_checked` takes the
@@ -37,7 +37,7 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) 
     }
     // Read before the push: once the block is published its owner may collect it, and the slab
     // may be emptied and formatted for another class.
-    // SAFETY: the descriptor is never unmapped, and while block `k` is user-held the slab keeps
+    // SAFETY: the descriptor stays mapped, and while block `k` is user-held the slab keeps
     // its format.
     let c = unsafe { (*s).class as usize };
     // SAFETY: `tc` is this thread's cache (this fn's contract); with a heap, its exit handler
@@ -51,7 +51,7 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) 
     // SAFETY: as above for the link, written before the CAS that publishes the block;
     // `thread_free` is atomic.
     if unsafe { remote_list::push(&(*s).thread_free, k, |old| freelist::set_next(a, old)) } {
-        // SAFETY: slabs are never unmapped; this push set NOTIFIED, so `s` is in no queue. The
+        // SAFETY: a slab with a pending remote free is in use, so it stays mapped; this push set NOTIFIED, so `s` is in no queue. The
         // owner may already have taken the block (its current slab), but NOTIFIED stays set
         // until the queue's consumer clears it and a slab whose word is non-zero is never
         // retired, so `heap` still owns `s`; heaps are never freed.

@@ -599,3 +599,33 @@ fn large_interior_pointers_are_refused() {
         alloc::free(p);
     }
 }
+
+#[test]
+fn a_kept_block_the_thread_reused_and_frees_again_goes_home() {
+    setup();
+    let p = alloc::malloc(112) as usize;
+    let s = crate::superslab::slab_of(p) as usize;
+    std::thread::spawn(move || {
+        let remote_word = || unsafe {
+            (*(s as *mut crate::slab::Slab))
+                .thread_free
+                .load(core::sync::atomic::Ordering::Acquire)
+        };
+        unsafe { alloc::free(alloc::malloc(16)) }; // this thread has a heap from here on
+        unsafe { alloc::free(p as *mut u8) }; // kept in the foreign cache
+        assert_eq!(remote_word(), 0, "a kept block went home at once");
+        let q = alloc::malloc(112) as usize;
+        assert_eq!(
+            q, p,
+            "the kept block is this thread's next block of its size"
+        );
+        unsafe { alloc::free(q as *mut u8) }; // freed again by the thread that reused it
+        assert_ne!(
+            remote_word(),
+            0,
+            "a reused foreign block freed by the same thread must go home, not circulate"
+        );
+    })
+    .join()
+    .unwrap();
+}

@@ -6,7 +6,7 @@
 //! compilers emit for `__thread` with `-ftls-model=initial-exec`. The block starts zeroed, and a
 //! zeroed `ThreadCache` is a valid empty cache (every bin empty), so the fast path needs no check.
 
-use crate::foreign::{ForeignBin, FOREIGN_CLASSES};
+use crate::foreign::{ForeignBin, FOREIGN_CLASSES, REISSUED};
 use crate::freelist::NIL;
 use crate::heap::Heap;
 use crate::size_class::NUM_CLASSES;
@@ -103,6 +103,8 @@ pub struct ThreadCache {
     pub state: usize,
     /// Blocks of other heaps' slabs this thread freed, kept for its next allocations.
     pub foreign: [ForeignBin; FOREIGN_CLASSES],
+    /// Blocks this thread took from its foreign cache lately (see `foreign::reissued`).
+    pub reissued: [usize; REISSUED],
 }
 
 #[cfg(not(target_arch = "x86_64"))]
