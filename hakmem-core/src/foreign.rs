@@ -193,16 +193,25 @@ unsafe fn send(blocks: &[usize]) {
         // its owner heap is never freed; `index_of` reads fields fixed while formatted.
         let (heap, k) = unsafe { ((*s).heap.load(Acquire), Slab::index_of(s, head)) };
         let mut tail = head;
+        let mut last = k;
         let mut j = i + 1;
         while j < blocks.len() && slab_of_block(blocks[j]) == s {
             // SAFETY: as above: both blocks are this caller's, in slab `s`.
-            unsafe { freelist::set_next(tail, Slab::index_of(s, blocks[j])) };
+            unsafe {
+                last = Slab::index_of(s, blocks[j]);
+                freelist::set_next(tail, last);
+            }
             tail = blocks[j];
             j += 1;
         }
+        let n = (j - i) as u32;
         // SAFETY: the run's links are written before the CAS that publishes them; the tail's
         // link is the caller's to write until then; `thread_free` is atomic.
-        if unsafe { remote_list::push(&(*s).thread_free, k, |old| freelist::set_next(tail, old)) } {
+        if unsafe {
+            remote_list::push_run(&(*s).thread_free, k, last, n, |old| {
+                freelist::set_next(tail, old)
+            })
+        } {
             // SAFETY: this push set NOTIFIED, so `s` is in no queue, and it stays `heap`'s
             // until its consumer clears the bit (see `remote::free_remote`).
             unsafe { remote_list::enqueue(&(*heap).remote_slabs, s) };

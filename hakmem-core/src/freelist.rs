@@ -404,13 +404,30 @@ mod tests {
 
     #[test]
     fn thread_free_words_keep_the_notified_bit_apart() {
-        for i in [0u64, 1, 4095, 1 << 30] {
+        use crate::remote_list::{pack, run, Run, MAX_INDEX};
+        for i in [0u64, 1, 4095, MAX_INDEX - 1] {
             assert_eq!(tf_head(tf_word(i)), i);
             assert_eq!(tf_head(tf_word(i) | crate::slab::NOTIFIED), i);
             assert_ne!(tf_word(i) & !crate::slab::NOTIFIED, 0);
+            for (t, n) in [(i, 1u32), (0, 4096), (MAX_INDEX - 1, 65535)] {
+                let r = Run {
+                    head: i,
+                    tail: t,
+                    n,
+                };
+                assert_eq!(run(pack(i, t, n) | crate::slab::NOTIFIED), r);
+            }
         }
         assert_eq!(tf_head(0), NIL);
         assert_eq!(tf_head(crate::slab::NOTIFIED), NIL);
+        assert_eq!(
+            run(crate::slab::NOTIFIED),
+            Run {
+                head: NIL,
+                tail: NIL,
+                n: 0
+            }
+        );
     }
 
     #[test]

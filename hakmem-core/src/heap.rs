@@ -235,6 +235,10 @@ unsafe fn format_slab(s: *mut Slab, c: usize, heap: *mut Heap) {
         (*s).used = 0;
         (*s).carved.store(0, Relaxed);
         (*s).capacity = (superslab::slab_bytes(s) / bs as usize) as u32;
+        debug_assert!(
+            (*s).capacity as u64 <= crate::remote_list::MAX_INDEX,
+            "a slab with more blocks than a remote stack word can index"
+        );
         (*s).local_free = NIL;
         (*s).thread_free.store(0, Relaxed);
         (*s).next_remote.store(ptr::null_mut(), Relaxed);
@@ -269,10 +273,10 @@ unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
         let mut list = (*s).local_free;
         (*s).local_free = NIL;
         let r = (*s).take_remote_keep_flag();
-        if r != NIL {
-            let (_, tail) = list_len_tail(s, r);
-            freelist::set_next(tail, list);
-            list = r;
+        if r.head != NIL {
+            debug_assert_eq!(list_len_tail(s, r.head), (r.n, (*s).block_at(r.tail)));
+            freelist::set_next((*s).block_at(r.tail), list);
+            list = r.head;
         }
         list
     };
@@ -314,8 +318,8 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
             }
             check_bin(bin);
             let r = (*cur).take_remote_keep_flag();
-            if r != NIL {
-                (*bin).free = r;
+            if r.head != NIL {
+                (*bin).free = r.head;
                 return pop_checked(bin);
             }
             if (*cur).carved.load(Relaxed) < (*cur).capacity as u64 {
@@ -414,13 +418,17 @@ pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
         // rewrites its link) before it is read.
         let next = unsafe { remote_list::next(s) };
         // SAFETY: as above; `thread_free` is taken atomically.
-        let list = unsafe { remote_list::take_and_clear(&(*s).thread_free) };
+        let r = unsafe { remote_list::take_and_clear(&(*s).thread_free) };
+        let list = r.head;
         if list != NIL {
             any = true;
             // SAFETY: `s` belongs to the caller's heap, so its owner-side fields, its bin and
-            // the links of the blocks just taken from its remote list are the caller's.
+            // the links of the blocks just taken from its remote list are the caller's; the
+            // run's length and last block come from the slab's word, not from the blocks, and
+            // the tail index is below `carved` (a block's index, as every pushed one).
             unsafe {
-                let (n, tail) = list_len_tail(s, list);
+                let (n, tail) = (r.n, (*s).block_at(r.tail));
+                debug_assert_eq!(list_len_tail(s, list), (n, tail));
                 add_single_writer(&(*heap).stat_drained_blocks, n as u64);
                 let bin = ptr::addr_of_mut!((*Heap::bins(heap))[(*s).class as usize]);
                 if (*bin).slab == s {

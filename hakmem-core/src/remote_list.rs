@@ -18,55 +18,110 @@ use super::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
 use core::ptr;
 
 /// Low bit of `thread_free`: the slab is queued (or being queued) on its heap's remote list.
-/// The rest of the word is `(head index + 1) << 1`, so an empty stack is 0 (see `word`).
+/// The rest of the word describes the stack in three 16-bit fields: `head + 1`, `tail + 1` and the
+/// number of blocks, so an empty stack is 0 and the owner takes a whole stack, its last block and
+/// its length in one atomic step, without walking its links (one cold block each).
 pub const NOTIFIED: usize = 1;
 
 /// The head index of an empty stack.
 pub const EMPTY: u64 = u64::MAX;
 
-/// The `thread_free` word (without NOTIFIED) of a stack headed by block `head`.
+/// Block indices must stay below this (a slab has at most 4096 blocks).
+pub const MAX_INDEX: u64 = 0xfffe;
+
+const MASK: usize = 0xffff;
+const HEAD: u32 = 1;
+const TAIL: u32 = 17;
+const COUNT: u32 = 33;
+
+/// A stack taken from a `thread_free` word: its first and last block (EMPTY when empty) and its
+/// length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub head: u64,
+    pub tail: u64,
+    pub n: u32,
+}
+
+/// The word (without NOTIFIED) of a stack from `head` to `tail` holding `n` blocks.
+#[inline(always)]
+pub const fn pack(head: u64, tail: u64, n: u32) -> usize {
+    ((head.wrapping_add(1) as usize & MASK) << HEAD)
+        | ((tail.wrapping_add(1) as usize & MASK) << TAIL)
+        | ((n as usize & MASK) << COUNT)
+}
+
+/// The `thread_free` word (without NOTIFIED) of a stack holding block `head` alone.
 #[inline(always)]
 pub const fn word(head: u64) -> usize {
-    (head.wrapping_add(1) << 1) as usize
+    pack(head, head, 1)
 }
 
 /// The head index (EMPTY when empty) of a `thread_free` word.
 #[inline(always)]
 pub const fn head(w: usize) -> u64 {
-    ((w >> 1) as u64).wrapping_sub(1)
+    (((w >> HEAD) & MASK) as u64).wrapping_sub(1)
+}
+
+/// The stack a `thread_free` word describes.
+#[inline(always)]
+pub const fn run(w: usize) -> Run {
+    Run {
+        head: head(w),
+        tail: (((w >> TAIL) & MASK) as u64).wrapping_sub(1),
+        n: ((w >> COUNT) & MASK) as u32,
+    }
 }
 
 /// Pushes block `k` on the stack `tf`. `link(old_head)` stores the block's link to the previous
 /// head (EMPTY for none) and may run more than once. Returns whether the caller must now queue the
 /// slab (this push set NOTIFIED).
 #[inline(always)]
-pub fn push(tf: &AtomicUsize, k: u64, mut link: impl FnMut(u64)) -> bool {
+pub fn push(tf: &AtomicUsize, k: u64, link: impl FnMut(u64)) -> bool {
+    push_run(tf, k, k, 1, link)
+}
+
+/// Pushes a run of `n` blocks, already linked from `first` to `last`, on the stack `tf`.
+/// `link(old_head)` stores `last`'s link to the previous head (EMPTY for none) and may run more
+/// than once. Returns whether the caller must now queue the slab (this push set NOTIFIED).
+#[inline(always)]
+pub fn push_run(
+    tf: &AtomicUsize,
+    first: u64,
+    last: u64,
+    n: u32,
+    mut link: impl FnMut(u64),
+) -> bool {
     let mut old = tf.load(Relaxed);
     loop {
-        link(head(old));
-        // Release publishes the block's link. Acquire: a push that finds NOTIFIED clear starts a
+        let r = run(old);
+        link(r.head);
+        // The stack's last block stays the one that found it empty.
+        let tail = if r.head == EMPTY { last } else { r.tail };
+        let new = pack(first, tail, r.n + n) | NOTIFIED;
+        // Release publishes the blocks' links. Acquire: a push that finds NOTIFIED clear starts a
         // new queue period and will write the slab's queue link; it must happen after the consumer
         // read the old link (which `take_and_clear`'s Release orders before the clear), or the
         // old and new link writes are unordered and the queue can lose a slab. Found by the loom
         // model (tests/loom_remote.rs); on x86 both are the same `lock cmpxchg`.
-        match tf.compare_exchange_weak(old, word(k) | NOTIFIED, AcqRel, Relaxed) {
+        match tf.compare_exchange_weak(old, new, AcqRel, Relaxed) {
             Ok(_) => return old & NOTIFIED == 0,
             Err(x) => old = x,
         }
     }
 }
 
-/// Takes the whole stack (its head, EMPTY if none), leaving NOTIFIED as it was: for the owner's
-/// own use of a slab that may be in the queue, whose consumer alone clears the bit.
+/// Takes the whole stack (EMPTY head if none), leaving NOTIFIED as it was: for the owner's own
+/// use of a slab that may be in the queue, whose consumer alone clears the bit.
 #[inline]
-pub fn take_keep_flag(tf: &AtomicUsize) -> u64 {
+pub fn take_keep_flag(tf: &AtomicUsize) -> Run {
     let mut old = tf.load(Relaxed);
     loop {
         if old & !NOTIFIED == 0 {
-            return EMPTY;
+            return run(0);
         }
         match tf.compare_exchange_weak(old, old & NOTIFIED, Acquire, Relaxed) {
-            Ok(_) => return head(old),
+            Ok(_) => return run(old),
             Err(x) => old = x,
         }
     }
@@ -75,10 +130,10 @@ pub fn take_keep_flag(tf: &AtomicUsize) -> u64 {
 /// Takes the whole stack and clears NOTIFIED: for the queue's consumer, after it has read the
 /// slab's queue link (a free after this may queue the slab again and overwrite the link).
 #[inline]
-pub fn take_and_clear(tf: &AtomicUsize) -> u64 {
+pub fn take_and_clear(tf: &AtomicUsize) -> Run {
     // Acquire takes the blocks' links; Release orders the caller's read of the queue link before
     // the next period's push (see `push`).
-    head(tf.swap(0, AcqRel))
+    run(tf.swap(0, AcqRel))
 }
 
 /// A slab as the queue sees it: something with a queue link. Reached through a raw pointer, so

@@ -165,11 +165,10 @@ impl Slab {
         }
     }
 
-    /// Takes the blocks other threads freed (the head index, NIL if none), leaving the NOTIFIED
-    /// bit as it was (the slab may be in its heap's remote queue; only the queue's consumer
-    /// clears the bit).
+    /// Takes the blocks other threads freed (head NIL if none), leaving the NOTIFIED bit as it
+    /// was (the slab may be in its heap's remote queue; only the queue's consumer clears the bit).
     #[inline]
-    pub fn take_remote_keep_flag(&self) -> u64 {
+    pub fn take_remote_keep_flag(&self) -> crate::remote_list::Run {
         crate::remote_list::take_keep_flag(&self.thread_free)
     }
 

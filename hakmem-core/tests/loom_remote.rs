@@ -50,14 +50,30 @@ impl Slab {
         }
     }
 
-    /// Walks a stack taken from `thread_free` into `got`, checking it ends within BLOCKS links.
-    fn walk(&self, mut k: u64, got: &mut Vec<(usize, u64)>) {
+    /// Walks a stack taken from `thread_free` into `got`, checking it ends within BLOCKS links
+    /// and that the word's length and last block are the walk's.
+    fn walk(&self, r: remote_list::Run, got: &mut Vec<(usize, u64)>) {
+        let mut k = r.head;
         let mut n = 0;
+        let mut last = EMPTY;
         while k != EMPTY {
             n += 1;
             assert!(n <= BLOCKS, "slab {}: the stack loops", self.id);
             got.push((self.id, k));
+            last = k;
             k = self.links[k as usize].with(|p| unsafe { *p });
+        }
+        assert_eq!(
+            r.n as usize, n,
+            "slab {}: the word's count is not the stack's",
+            self.id
+        );
+        if n > 0 {
+            assert_eq!(
+                r.tail, last,
+                "slab {}: the word's tail is not the stack's",
+                self.id
+            );
         }
     }
 }
@@ -89,16 +105,16 @@ fn drain(heap: &Heap, got: &mut Vec<(usize, u64)>) {
             slab.id
         );
         let next = unsafe { remote_list::next(s) };
-        let head = remote_list::take_and_clear(&slab.thread_free);
-        slab.walk(head, got);
+        let r = remote_list::take_and_clear(&slab.thread_free);
+        slab.walk(r, got);
         s = next;
     }
 }
 
 /// The owner collecting its current slab's stack without the queue (`Slab::take_remote_keep_flag`).
 fn take_current(s: &Slab, got: &mut Vec<(usize, u64)>) {
-    let head = remote_list::take_keep_flag(&s.thread_free);
-    s.walk(head, got);
+    let r = remote_list::take_keep_flag(&s.thread_free);
+    s.walk(r, got);
 }
 
 fn check_all_collected(got: &[(usize, u64)], freed: &[(usize, u64)]) {
