@@ -2,8 +2,10 @@
 //! core's in the allocator, loom's in the model-checking test (`tests/loom_remote.rs` includes
 //! this file), so the checked protocol is the one that runs.
 //!
-//! A slab's `thread_free` word is a stack of block indices plus the NOTIFIED bit. A freeing thread
-//! pushes its block with one CAS that also sets NOTIFIED; the push that finds NOTIFIED clear queues
+//! A slab's `thread_free` word is a stack of block indices (its head, its last block and its
+//! length, so that the owner splices a taken stack without walking it) plus the NOTIFIED bit. A
+//! freeing thread pushes its block (or a run of blocks it linked) with one CAS that also sets
+//! NOTIFIED; the push that finds NOTIFIED clear queues
 //! the slab on its heap's queue (an MPSC stack linked through the slabs' `next_remote`). The
 //! owner takes the queue whole, reads each slab's link, then takes the slab's stack and clears
 //! NOTIFIED in one swap (after which a new free may queue the slab again). The owner may also take
