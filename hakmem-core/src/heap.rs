@@ -527,12 +527,12 @@ unsafe fn retire(heap: *mut Heap, s: *mut Slab) {
     }
 }
 
-/// Gives every empty slab `heap` keeps (per class and in its slab cache) back to the pool, for
-/// a mapping that failed; the bytes they span.
+/// Moves the empty slabs `heap` keeps per class into its slab cache (which gives half back to
+/// the pool whenever it fills).
 ///
 /// # Safety
 /// The caller owns `heap` and holds no reference into it.
-pub unsafe fn release_caches(heap: *mut Heap) -> usize {
+unsafe fn empty_to_slab_cache(heap: *mut Heap) {
     // SAFETY: this fn's contract: the heap's lists and cache are the caller's alone; the slabs
     // on the empty lists are empty, on that list only, and not current.
     unsafe {
@@ -546,6 +546,19 @@ pub unsafe fn release_caches(heap: *mut Heap) -> usize {
                 SlabCache::put(ptr::addr_of_mut!((*heap).slab_cache), s);
             }
         }
+    }
+}
+
+/// Gives every empty slab `heap` keeps (per class and in its slab cache) back to the pool, for
+/// a mapping that failed; the bytes they span.
+///
+/// # Safety
+/// The caller owns `heap` and holds no reference into it.
+pub unsafe fn release_caches(heap: *mut Heap) -> usize {
+    // SAFETY: this fn's contract: the heap's lists and cache are the caller's alone; the slabs
+    // on the empty lists are empty, on that list only, and not current.
+    unsafe {
+        empty_to_slab_cache(heap);
         SlabCache::release_all(ptr::addr_of_mut!((*heap).slab_cache), &mut POOL.lock())
     }
 }
@@ -647,16 +660,7 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
         (*heap).remote_ctr.store(ptr::null_mut(), Relaxed);
         (*heap).attached.store(false, Relaxed);
         drain_remote(heap);
-        for c in 0..NUM_CLASSES {
-            loop {
-                let s = (*heap).empty[c].pop();
-                if s.is_null() {
-                    break;
-                }
-                (*s).flags &= !IN_EMPTY;
-                SlabCache::put(ptr::addr_of_mut!((*heap).slab_cache), s);
-            }
-        }
+        empty_to_slab_cache(heap);
     }
     // SAFETY: `tc` is the calling thread's live cache.
     unsafe {

@@ -182,6 +182,12 @@ pub unsafe fn remap(p: *mut u8, old: usize, new: usize) -> *mut u8 {
     // SAFETY: `p..p+old` is a whole mapping of ours (this fn's contract); the caller uses the
     // returned address from now on.
     let q = unsafe { libc::mremap(p as *mut libc::c_void, old, new, libc::MREMAP_MAYMOVE) };
+    remapped(q, old, new)
+}
+
+/// The result of an mremap of `old` bytes to `new`: null on failure, else the new address, with
+/// the mapped-bytes count moved by the difference.
+fn remapped(q: *mut libc::c_void, old: usize, new: usize) -> *mut u8 {
     if q == libc::MAP_FAILED {
         return ptr::null_mut();
     }
@@ -211,15 +217,7 @@ pub unsafe fn remap_to(p: *mut u8, old: usize, new: usize, to: usize) -> *mut u8
             to as *mut libc::c_void,
         )
     };
-    if q == libc::MAP_FAILED {
-        return ptr::null_mut();
-    }
-    if new > old {
-        add_mapped(new - old);
-    } else {
-        sub_mapped(old - new);
-    }
-    q as *mut u8
+    remapped(q, old, new)
 }
 
 /// How freed memory is returned to the OS.

@@ -15,32 +15,13 @@
 static void *big[256];
 static void *small[65536];
 
-static size_t vm_bytes(void) {
-    unsigned long pages = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%lu", &pages) != 1) pages = 0;
-        fclose(f);
-    }
-    return pages * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 int main(int argc, char **argv) {
     (void)argc;
-    if (!getenv("HK_AS_LIMITED")) {
-        struct rlimit r;
-        REQUIRE(getrlimit(RLIMIT_AS, &r) == 0, "getrlimit");
-        if (r.rlim_max != RLIM_INFINITY && r.rlim_max < LIMIT) {
-            printf("skip: the hard address-space limit is below %lu MiB\n", LIMIT >> 20);
-            return 0;
-        }
-        r.rlim_cur = LIMIT;
-        REQUIRE(setrlimit(RLIMIT_AS, &r) == 0, "setrlimit");
-        setenv("HK_AS_LIMITED", "1", 1);
-        execv("/proc/self/exe", argv);
-        REQUIRE(0, "execv: %s", strerror(errno));
+    if (!hk_rerun_under_as_limit(argv, LIMIT)) {
+        printf("skip: the hard address-space limit is below %lu MiB\n", LIMIT >> 20);
+        return 0;
     }
-    size_t base = vm_bytes();
+    size_t base = hk_vm_bytes();
     size_t n = 0;
     while (n < sizeof big / sizeof big[0]) {
         errno = 0;

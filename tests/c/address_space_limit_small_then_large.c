@@ -26,23 +26,13 @@ struct node {
 
 static void *big[LIMIT / BIG + 8];
 
-static size_t vm_bytes(void) {
-    unsigned long pages = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (f) {
-        if (fscanf(f, "%lu", &pages) != 1) pages = 0;
-        fclose(f);
-    }
-    return pages * (size_t)sysconf(_SC_PAGESIZE);
-}
-
 /* 16-byte blocks chained from *head: `at_least` of them, then on until the process uses `stop`
  * bytes of address space (checked every 64 Ki blocks) or malloc fails; the count made. */
 static size_t fill_small(struct node **head, size_t at_least, size_t stop, int *failed) {
     size_t n = 0;
     *failed = 0;
     for (;;) {
-        if (n >= at_least && n % 65536 == 0 && vm_bytes() >= stop) return n;
+        if (n >= at_least && n % 65536 == 0 && hk_vm_bytes() >= stop) return n;
         errno = 0;
         struct node *p = malloc(SMALL);
         if (!p) {
@@ -65,20 +55,11 @@ static void free_small(struct node *head) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    if (!getenv("HK_AS_LIMITED")) {
-        struct rlimit r;
-        REQUIRE(getrlimit(RLIMIT_AS, &r) == 0, "getrlimit");
-        if (r.rlim_max != RLIM_INFINITY && r.rlim_max < LIMIT) {
-            printf("skip: the hard address-space limit is below %lu MiB\n", LIMIT >> 20);
-            return 0;
-        }
-        r.rlim_cur = LIMIT;
-        REQUIRE(setrlimit(RLIMIT_AS, &r) == 0, "setrlimit");
-        setenv("HK_AS_LIMITED", "1", 1);
-        execv("/proc/self/exe", argv);
-        REQUIRE(0, "execv: %s", strerror(errno));
+    if (!hk_rerun_under_as_limit(argv, LIMIT)) {
+        printf("skip: the hard address-space limit is below %lu MiB\n", LIMIT >> 20);
+        return 0;
     }
-    printf("under a %lu MiB address-space limit, %zu MiB in use at the start\n", LIMIT >> 20, vm_bytes() >> 20);
+    printf("under a %lu MiB address-space limit, %zu MiB in use at the start\n", LIMIT >> 20, hk_vm_bytes() >> 20);
     fflush(stdout);
 
     /* 1. small blocks to 80% of the limit */
@@ -87,7 +68,7 @@ int main(int argc, char **argv) {
     size_t n_small = fill_small(&head, 0, LIMIT / 10 * 8, &failed);
     CHECK(!failed, "malloc(16) failed (errno %d) after %zu MiB of blocks, before 80%% of the limit", errno,
           n_small * SMALL >> 20);
-    size_t vm_small = vm_bytes();
+    size_t vm_small = hk_vm_bytes();
     free_small(head);
     head = NULL;
 
@@ -104,7 +85,7 @@ int main(int argc, char **argv) {
         memset(p, 0x5a, 4096);
         big[n_big++] = p;
     }
-    size_t vm_big = vm_bytes();
+    size_t vm_big = hk_vm_bytes();
     CHECK(n_big >= need, "after freeing %zu MiB of 16-byte blocks, only %zu of %zu blocks of 8 MiB (%zu MiB in use)",
           n_small * SMALL >> 20, n_big, need, vm_big >> 20);
     CHECK(big_errno == ENOMEM, "malloc(8 MiB) at the limit failed with errno %d, not ENOMEM", big_errno);
@@ -114,7 +95,7 @@ int main(int argc, char **argv) {
 
     /* 3. the same number of small blocks again, then on to the limit */
     size_t again = fill_small(&head, n_small, SIZE_MAX, &failed);
-    size_t vm_again = vm_bytes();
+    size_t vm_again = hk_vm_bytes();
     CHECK(again >= n_small, "after freeing %zu 8 MiB blocks, only %zu of %zu blocks of 16 bytes", n_big, again,
           n_small);
     CHECK(failed == 1, "malloc(16) at the limit failed with errno other than ENOMEM (or did not fail)");

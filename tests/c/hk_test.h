@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/resource.h>
 
 static int hk_nfail;
 
@@ -256,6 +257,33 @@ __attribute__((unused)) static double hk_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Bytes of address space the process uses now (/proc/self/statm). */
+__attribute__((unused)) static size_t hk_vm_bytes(void) {
+    unsigned long pages = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%lu", &pages) != 1) pages = 0;
+        fclose(f);
+    }
+    return pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Runs the program again (same argv) under an address-space limit (RLIMIT_AS) of `limit` bytes,
+ * so that the allocator starts under it. Returns 1 in the limited run, 0 when the hard limit is
+ * below `limit` (the caller skips); never returns in the first run. */
+__attribute__((unused)) static int hk_rerun_under_as_limit(char **argv, size_t limit) {
+    if (getenv("HK_AS_LIMITED")) return 1;
+    struct rlimit r;
+    REQUIRE(getrlimit(RLIMIT_AS, &r) == 0, "getrlimit");
+    if (r.rlim_max != RLIM_INFINITY && r.rlim_max < limit) return 0;
+    r.rlim_cur = limit;
+    REQUIRE(setrlimit(RLIMIT_AS, &r) == 0, "setrlimit");
+    setenv("HK_AS_LIMITED", "1", 1);
+    execv("/proc/self/exe", argv);
+    REQUIRE(0, "execv: %s", strerror(errno));
+    return 0;
 }
 
 #define HK_KiB ((size_t)1024)

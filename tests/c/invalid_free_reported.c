@@ -43,15 +43,7 @@ static int mapped(const void *a) {
  * program again under a 1 GiB address-space limit first, so that hakmem has no cage (it keeps
  * the address space of SuperSlabs in its cage) and maps every SuperSlab on its own. */
 static char *unmapped_block(char **argv) {
-    if (!getenv("HK_AS_LIMITED")) {
-        struct rlimit r;
-        REQUIRE(getrlimit(RLIMIT_AS, &r) == 0, "getrlimit");
-        r.rlim_cur = 1ul << 30;
-        REQUIRE(setrlimit(RLIMIT_AS, &r) == 0, "setrlimit");
-        setenv("HK_AS_LIMITED", "1", 1);
-        execv("/proc/self/exe", argv);
-        REQUIRE(0, "execv: %s", strerror(errno));
-    }
+    REQUIRE(hk_rerun_under_as_limit(argv, 1ul << 30), "the hard address-space limit is below 1 GiB");
     enum { N = 4 << 20 }; /* 64 MiB of blocks: several SuperSlabs of any size */
     void **head = NULL, **stale = NULL;
     for (size_t i = 0; i < N; i++) {
