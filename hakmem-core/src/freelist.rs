@@ -252,7 +252,7 @@ pub unsafe fn corrupt(s: *const Slab, at: usize, bad: u64) -> ! {
 mod tests {
     use super::*;
     use crate::size_class::{class_size, NUM_CLASSES};
-    use crate::slab::{index_magic, list_len_tail, tf_head, tf_word};
+    use crate::slab::{index_magic, list_len_tail, tf_head};
     use core::mem::MaybeUninit;
     use core::sync::atomic::Ordering::Relaxed;
 
@@ -405,6 +405,7 @@ mod tests {
     #[test]
     fn thread_free_words_keep_the_notified_bit_apart() {
         use crate::remote_list::{pack, run, Run, MAX_INDEX};
+        let tf_word = |i: u64| pack(i, i, 1);
         for i in [0u64, 1, 4095, MAX_INDEX - 1] {
             assert_eq!(tf_head(tf_word(i)), i);
             assert_eq!(tf_head(tf_word(i) | crate::slab::NOTIFIED), i);

@@ -53,12 +53,6 @@ pub const fn pack(head: u64, tail: u64, n: u32) -> usize {
         | ((n as usize & MASK) << COUNT)
 }
 
-/// The `thread_free` word (without NOTIFIED) of a stack holding block `head` alone.
-#[inline(always)]
-pub const fn word(head: u64) -> usize {
-    pack(head, head, 1)
-}
-
 /// The head index (EMPTY when empty) of a `thread_free` word.
 #[inline(always)]
 pub const fn head(w: usize) -> u64 {

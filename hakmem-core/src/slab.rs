@@ -23,7 +23,7 @@ pub const IN_PARTIAL: u8 = 2; // in the owner's partial list of its class
 pub const IN_EMPTY: u8 = 4; // in the owner's empty-slab cache
 pub const IN_POOL: u8 = 8; // in the global pool of free slabs
 
-pub use crate::remote_list::{head as tf_head, word as tf_word, NOTIFIED};
+pub use crate::remote_list::{head as tf_head, NOTIFIED};
 const _: () = assert!(crate::remote_list::EMPTY == NIL);
 
 /// A slab descriptor. Who touches which field:
