@@ -22,9 +22,20 @@ pub static CACHE_HITS: AtomicUsize = AtomicUsize::new(0);
 /// Live large blocks and the bytes mapped for them.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// The most bytes live large blocks have held at once (the cache's limit grows with it).
+static LIVE_PEAK: AtomicUsize = AtomicUsize::new(0);
 
+/// Bytes of freed large blocks the cache may hold: the policy's figure beyond the most the
+/// program has had live in large blocks (a program that keeps replacing a few big buffers then
+/// reuses their pages instead of faulting fresh ones each time; the decay time still unmaps
+/// what stays unused). 0 when the policy turns the cache off.
 fn cache_limit() -> usize {
-    (policy::get(Opt::LargeCacheMb) as usize) << 20
+    let floor = (policy::get(Opt::LargeCacheMb) as usize) << 20;
+    if floor == 0 {
+        0
+    } else {
+        floor.saturating_add(LIVE_PEAK.load(Relaxed))
+    }
 }
 
 /// Mapping length for `n` bytes: whole pages, whole huge pages from 2 MiB on when they are
@@ -72,7 +83,10 @@ fn record(p: usize, m: Mapping) -> bool {
         return false;
     }
     LIVE.fetch_add(1, Relaxed);
-    LIVE_BYTES.fetch_add(m.len, Relaxed);
+    let live = LIVE_BYTES.fetch_add(m.len, Relaxed) + m.len;
+    if live > LIVE_PEAK.load(Relaxed) {
+        LIVE_PEAK.fetch_max(live, Relaxed);
+    }
     true
 }
 
@@ -104,9 +118,36 @@ pub fn block(size: usize, align: usize, zero: bool) -> *mut u8 {
     let (p, dirty) = alloc(size, align);
     if zero && !p.is_null() && dirty > 0 {
         // SAFETY: `p` is a new block of at least `size` bytes; past `dirty` it is zero already.
-        unsafe { ptr::write_bytes(p, 0, size.min(dirty)) };
+        unsafe { clear(p, size.min(dirty)) };
     }
     p
+}
+
+/// Dirty bytes from which a reused range is zeroed by handing its pages back (the kernel maps
+/// zero pages on the next touch) rather than by writing zeros: a huge calloc from the cache then
+/// costs neither the writes nor resident memory for pages the program never touches.
+const CLEAR_BY_PURGE: usize = 1 << 20;
+
+/// Zeroes `len` bytes at `p`.
+///
+/// # Safety
+/// `p..p + len` lies in a large block the caller just allocated and owns.
+unsafe fn clear(p: *mut u8, len: usize) {
+    let a = p as usize;
+    let lo = (a + PAGE - 1) & !(PAGE - 1);
+    let hi = (a + len) & !(PAGE - 1);
+    if len < CLEAR_BY_PURGE || hi <= lo {
+        // SAFETY: the caller's promise.
+        unsafe { ptr::write_bytes(p, 0, len) };
+        return;
+    }
+    // SAFETY: the caller's promise; `lo..hi` are whole pages inside the block, private
+    // anonymous memory, which MADV_DONTNEED turns back into zero pages.
+    unsafe {
+        ptr::write_bytes(p, 0, lo - a);
+        os::purge(lo as *mut u8, hi - lo, os::PurgeKind::DontNeed);
+        ptr::write_bytes(hi as *mut u8, 0, a + len - hi);
+    }
 }
 
 /// Allocates a large block of `size` bytes aligned to `align`. The second value is how many
@@ -120,7 +161,12 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, usize) {
     };
     let mut dirty = 0;
     let mut got: Option<Range> = None;
-    if extra == 0 && cache_limit() > 0 {
+    let limit = cache_limit();
+    if limit > 0 {
+        // Ranges past their decay time go back here too, not only when blocks are freed.
+        evict(limit);
+    }
+    if extra == 0 && limit > 0 {
         if let Some(c) = large_cache::take(len) {
             if c.len >= len {
                 got = Some(c);
@@ -131,7 +177,7 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, usize) {
                 if q.is_null() {
                     // mremap refuses ranges merged from separate kernel mappings: keep it
                     // cached and map afresh.
-                    retire(c, cache_limit());
+                    retire(c, limit);
                 } else {
                     got = Some(Range {
                         base: q as usize,

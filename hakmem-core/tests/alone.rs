@@ -119,6 +119,33 @@ fn freed_large_blocks_are_reused_without_new_mappings() {
 }
 
 #[test]
+fn the_large_cache_keeps_its_floor_beyond_what_is_live() {
+    let _g = alone();
+    large::trim();
+    // Six 40 MiB buffers live (240 MiB); three freed (120 MiB: past the balanced profile's
+    // 64 MiB, within 64 MiB beyond the 240 MiB once live) must all stay cached, so that
+    // replacing them maps nothing new.
+    const N: usize = 40 << 20;
+    let bufs: Vec<usize> = (0..6).map(|_| alloc::malloc(N) as usize).collect();
+    assert!(bufs.iter().all(|&p| p != 0));
+    for &p in &bufs[..3] {
+        // SAFETY: a live block from hakmem, freed once.
+        unsafe { alloc::free(p as *mut u8) };
+    }
+    let mmaps = os::MMAP_CALLS.load(Relaxed);
+    let again: Vec<usize> = (0..3).map(|_| alloc::malloc(N) as usize).collect();
+    assert_eq!(
+        os::MMAP_CALLS.load(Relaxed),
+        mmaps,
+        "a freed buffer was unmapped although as much stayed live"
+    );
+    for &p in again.iter().chain(&bufs[3..]) {
+        // SAFETY: live blocks from hakmem, each freed once.
+        unsafe { alloc::free(p as *mut u8) };
+    }
+    large::trim();
+}
+#[test]
 fn empty_superslabs_are_reused_by_another_slab_kind() {
     let _g = alone();
     assert_eq!(kind_of(class_of(48)), KIND_SMALL);
