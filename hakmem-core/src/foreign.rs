@@ -25,6 +25,7 @@ use crate::remote_list;
 use crate::size_class::CLASS_SIZE;
 use crate::slab::Slab;
 use crate::tls::ThreadCache;
+use crate::transfer;
 use core::sync::atomic::{AtomicU64, Ordering::*};
 
 /// Blocks sent back to their owners (the rest of the remote frees of cached classes were reused
@@ -43,6 +44,9 @@ fn reissued_slot(a: usize) -> usize {
 
 /// Most blocks one class keeps.
 pub const SLOTS: usize = 32;
+
+// An overflowing class hands the transfer cache half its slots as one batch.
+const _: () = assert!(transfer::CLASSES == FOREIGN_CLASSES && transfer::BATCH == SLOTS / 2);
 /// Most bytes one class keeps (fewer slots for bigger blocks).
 const CLASS_BYTES: usize = 32 << 10;
 
@@ -104,7 +108,7 @@ pub unsafe fn keep(tc: *mut ThreadCache, c: usize, a: usize) -> bool {
         }
         let f = (*tc).foreign.get_unchecked_mut(c);
         if f.n >= CAP[c] as usize {
-            send_oldest(f);
+            pass_oldest(f, c);
         }
         *f.slots.get_unchecked_mut(f.n) = a;
         f.n += 1;
@@ -112,7 +116,8 @@ pub unsafe fn keep(tc: *mut ThreadCache, c: usize, a: usize) -> bool {
     true
 }
 
-/// The newest block of class `c` in this thread's foreign cache, its free tag cleared, or null.
+/// The newest block of class `c` in this thread's foreign cache (refilled from the transfer
+/// cache when empty), its free tag cleared, or null.
 ///
 /// # Safety
 /// `tc` is this thread's cache.
@@ -125,7 +130,7 @@ pub unsafe fn take(tc: *mut ThreadCache, c: usize) -> *mut u8 {
     // this thread alone (its slab counts it as in use), so its tag is this thread's to clear.
     unsafe {
         let f = (*tc).foreign.get_unchecked_mut(c);
-        if f.n == 0 {
+        if f.n == 0 && !refill(f, c) {
             return core::ptr::null_mut();
         }
         f.n -= 1;
@@ -151,16 +156,47 @@ pub unsafe fn flush(tc: *mut ThreadCache) {
     }
 }
 
-/// Sends the older half of a full class back to the owners and moves the newer half down.
+/// Passes the older half of a full class on to the transfer cache (or, when that is full or
+/// busy, back to the owners) and moves the newer half down.
 #[cold]
 #[inline(never)]
-fn send_oldest(f: &mut ForeignBin) {
+fn pass_oldest(f: &mut ForeignBin, c: usize) {
     let half = f.n / 2;
-    // SAFETY: the blocks in a foreign cache are free blocks of formatted slabs held by this
-    // thread alone (see `keep`), as `send` requires.
-    unsafe { send(&f.slots[..half]) };
+    if !transfer::put(c, &f.slots[..half]) {
+        // SAFETY: the blocks in a foreign cache are free blocks of formatted slabs held by this
+        // thread alone (see `keep`), as `send` requires.
+        unsafe { send(&f.slots[..half]) };
+    }
     f.slots.copy_within(half..f.n, 0);
     f.n -= half;
+}
+
+/// Fills the empty class `c` with a batch from the transfer cache; false if none came.
+#[cold]
+#[inline(never)]
+fn refill(f: &mut ForeignBin, c: usize) -> bool {
+    let Some(out) = f.slots.first_chunk_mut::<{ transfer::BATCH }>() else {
+        return false;
+    };
+    f.n = transfer::take(c, out);
+    f.n > 0
+}
+
+/// Sends every batch of the transfer cache back to the owners of its blocks (`malloc_trim`, a
+/// failed mapping), so that their slabs can empty.
+pub fn flush_transfer() {
+    let mut batch = [0usize; transfer::BATCH];
+    for c in 0..transfer::CLASSES {
+        loop {
+            let n = transfer::take(c, &mut batch);
+            if n == 0 {
+                break;
+            }
+            // SAFETY: blocks of the transfer cache are free blocks of formatted slabs, tagged,
+            // counted as in use by their slabs, and now this thread's alone (taken above).
+            unsafe { send(&batch[..n]) };
+        }
+    }
 }
 
 /// The slab descriptor of block `a` (a block of a formatted slab).

@@ -77,6 +77,7 @@ pub fn prepare() {
             unsafe { _IO_list_lock() };
             SHARED.raw_lock();
             POOL.raw_lock();
+            crate::transfer::lock_all();
         }
         LOCKED.store(lock, Relaxed);
         DEPTH.store(1, Relaxed);
@@ -110,6 +111,7 @@ fn release(list_lock: impl FnOnce()) {
         }
         HOLDER.store(0, Relaxed);
         if LOCKED.load(Relaxed) {
+            crate::transfer::unlock_all();
             // SAFETY: this thread (the only one, in a child) took these locks in `prepare`.
             unsafe {
                 POOL.force_unlock();

@@ -5,7 +5,7 @@
 //! `superslab` (one SuperSlab's layout, mapping and unmapping) → `purge` (memory going back) → `os`;
 //! beside them `registry` and `cage` (which addresses are SuperSlabs), `meta` (heap metadata),
 //! `freelist` (hardened links), `remote` (cross-thread frees),
-//! `foreign` (blocks freed across threads, kept for reuse), `large` (with `large_map`, `large_cache`), `policy`, `stats`, `check`,
+//! `foreign` (blocks freed across threads, kept for reuse) and `transfer` (their overflow, shared), `large` (with `large_map`, `large_cache`), `policy`, `stats`, `check`,
 //! `report` (bad pointers), `init`, `fork`, `process`. `tests/module_cycles.rs` keeps the untangled
 //! module cycles from coming back.
 #![cfg_attr(not(test), no_std)]
@@ -39,6 +39,7 @@ pub mod stats;
 pub mod superslab;
 pub mod sync;
 pub mod tls;
+pub mod transfer;
 
 pub use alloc::*;
 

@@ -188,6 +188,7 @@ pub fn release_for_retry() -> usize {
     // blocks go home first, so that their slabs can empty.
     unsafe {
         crate::foreign::flush(tc);
+        crate::foreign::flush_transfer();
         release((*tc).heap, true)
     }
 }

@@ -54,6 +54,8 @@ pub struct Totals {
     pub drained_blocks: u64,
     /// Remote frees sent back to their owners from the foreign cache (`foreign`).
     pub foreign_returned: u64,
+    /// Batches of cross-thread frees passed through the transfer cache (`transfer`).
+    pub transfer_batches: u64,
     /// Slabs a heap took from its own cache; batches it took from and gave back to the pool.
     pub slab_cache_hits: u64,
     pub pool_grabs: u64,
@@ -134,6 +136,7 @@ pub fn collect() -> Totals {
         drained_slabs: 0,
         drained_blocks: 0,
         foreign_returned: crate::foreign::RETURNED.load(Relaxed),
+        transfer_batches: crate::transfer::PUT.load(Relaxed),
         slab_cache_hits: 0,
         pool_grabs: 0,
         pool_returns: 0,
@@ -208,7 +211,7 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
          \"superslabs_reused\":{},\"purged_bytes\":{},\"unmapped_bytes\":{},\
          \"large_unmapped_bytes\":{},\"slabs_in_use\":{},\
          \"slabs_acquired\":{},\"slabs_reused\":{},\"heaps\":{},\"remote_drains\":{},\
-         \"drained_slabs\":{},\"drained_blocks\":{},\"foreign_returned\":{},\"slab_cache_hits\":{},\"pool_grabs\":{},\
+         \"drained_slabs\":{},\"drained_blocks\":{},\"foreign_returned\":{},\"transfer_batches\":{},\"slab_cache_hits\":{},\"pool_grabs\":{},\
          \"pool_returns\":{},\"locks\":{{\"pool\":{},\"shared\":{}}},\
          \"classes\":[",
         crate::init::VERSION,
@@ -239,6 +242,7 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         t.drained_slabs,
         t.drained_blocks,
         t.foreign_returned,
+        t.transfer_batches,
         t.slab_cache_hits,
         t.pool_grabs,
         t.pool_returns,
@@ -323,8 +327,8 @@ pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
     )?;
     writeln!(
         w,
-        "  foreign cache: {} of the remote frees were sent back to their owners, the rest reused",
-        t.foreign_returned
+        "  foreign cache: {} of the remote frees were sent back to their owners, the rest reused; {} batches passed on through the transfer cache",
+        t.foreign_returned, t.transfer_batches
     )?;
     writeln!(
         w,

@@ -4,7 +4,7 @@
 //! effect itself (addresses reused, pages no longer resident) rather than a counter.
 
 use hakmem_core::size_class::{class_of, kind_of, KIND_MEDIUM, KIND_SMALL};
-use hakmem_core::{alloc, init, large, os, pool, stats, superslab};
+use hakmem_core::{alloc, init, large, os, pool, stats, superslab, transfer};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Mutex, MutexGuard};
 
@@ -145,6 +145,42 @@ fn the_large_cache_keeps_its_floor_beyond_what_is_live() {
     }
     large::trim();
 }
+#[test]
+fn trim_sends_the_transfer_caches_blocks_home() {
+    let _g = alone();
+    const N: usize = 2560;
+    let mine: Vec<usize> = (0..64).map(|_| alloc::malloc(N) as usize).collect();
+    let theirs = mine.clone();
+    std::thread::spawn(move || {
+        for p in theirs {
+            // SAFETY: live blocks from hakmem, each freed once.
+            unsafe { alloc::free(p as *mut u8) };
+        }
+    })
+    .join()
+    .unwrap();
+    assert!(
+        transfer::held() > 0,
+        "a thread that freed 64 blocks of another passed none on"
+    );
+    alloc::trim();
+    assert_eq!(
+        transfer::held(),
+        0,
+        "trim left blocks in the transfer cache"
+    );
+    // Back home, they are this thread's to reuse.
+    let again: Vec<usize> = (0..64).map(|_| alloc::malloc(N) as usize).collect();
+    assert!(
+        again.iter().filter(|p| mine.contains(p)).count() >= 32,
+        "the blocks trim sent home were not reused by their owner"
+    );
+    for p in again {
+        // SAFETY: live blocks from hakmem, each freed once.
+        unsafe { alloc::free(p as *mut u8) };
+    }
+}
+
 #[test]
 fn empty_superslabs_are_reused_by_another_slab_kind() {
     let _g = alone();
