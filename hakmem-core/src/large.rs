@@ -2,7 +2,11 @@
 //! in `large_map` (no lock), and a cache of recently freed mappings (`large_cache`, no lock)
 //! so that programs which keep allocating and freeing big buffers pay neither mmap/munmap nor
 //! fresh page faults each time. A cached mapping that is too big is split, one that is too
-//! small is grown with mremap (the kernel moves page tables, not bytes).
+//! small is grown with mremap (the kernel moves page tables, not bytes). A block that realloc
+//! grows takes cached pages first: the cached range just past its end, or (up to 2 MiB, where
+//! copying costs less than faulting fresh pages) a cached range it is copied into; only then
+//! mremap. So the cache's pages, all touched once, are what growing blocks reuse, and the cache
+//! stays near the program's peak footprint instead of filling up with pages faulted afresh.
 //!
 //! With huge pages on (HAKMEM_HUGEPAGE >= 1), mappings of 2 MiB and more are whole 2 MiB
 //! pages long: the kernel then places them (and moves them in mremap) on 2 MiB boundaries by
@@ -19,6 +23,11 @@ use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 pub static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 pub static FREES: AtomicUsize = AtomicUsize::new(0);
 pub static CACHE_HITS: AtomicUsize = AtomicUsize::new(0);
+/// Blocks grown by realloc with cached pages: into the cached range just past their end, or
+/// copied into a cached range (no fresh pages either way).
+pub static REALLOC_CACHE_HITS: AtomicUsize = AtomicUsize::new(0);
+/// The biggest block that realloc copies into a cached range rather than growing with mremap.
+const COPY_MAX: usize = os::HUGE;
 /// Live large blocks and the bytes mapped for them.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
@@ -167,7 +176,7 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, usize) {
         evict(limit);
     }
     if extra == 0 && limit > 0 {
-        if let Some(c) = large_cache::take(len) {
+        if let Some(c) = large_cache::take(len, true) {
             if c.len >= len {
                 got = Some(c);
                 dirty = len;
@@ -291,6 +300,7 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
     }
     // Growing: leave half again as much room, so a block that keeps growing (a vector, a
     // string) needs a system call only every so often. The extra pages stay virtual until used.
+    let need = len;
     let len = if len > e.len {
         mapping_len(e.len + e.len / 2).map_or(len, |g| len.max(g))
     } else {
@@ -299,6 +309,18 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
     let Some(e) = unrecord(p as usize) else {
         return Realloc::NotLarge; // freed by another thread meanwhile
     };
+    if need > e.len {
+        if let Some(m) = grow_in_cache(e, need, len) {
+            // The map has a leaf for `p` already, so recording it again cannot fail.
+            record(p as usize, m);
+            return Realloc::Done(p);
+        }
+        if e.len <= COPY_MAX {
+            if let Some(q) = move_in_cache(e, need, len) {
+                return Realloc::Done(q);
+            }
+        }
+    }
     let saved_errno = os::errno();
     // SAFETY: the record was taken; the mapping is ours alone until recorded again.
     let q = unsafe { os::remap(e.base as *mut u8, e.len, len) };
@@ -325,6 +347,47 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
         return Realloc::Failed;
     }
     Realloc::Done(q)
+}
+
+/// Grows mapping `e` (no live block's record) in place through the cache, without a system
+/// call: it takes the cached range just past its end (enough for `need` bytes, `len` if there
+/// is as much), whose pages are reused instead of fresh ones faulted in. None when no cached
+/// range starts there or it is too short.
+fn grow_in_cache(e: Mapping, need: usize, len: usize) -> Option<Mapping> {
+    let t = large_cache::take_at(e.base + e.len, need - e.len, len - e.len)?;
+    REALLOC_CACHE_HITS.fetch_add(1, Relaxed);
+    Some(Mapping {
+        base: e.base,
+        len: e.len + t.len,
+    })
+}
+
+/// Moves the block of mapping `e` (no live block's record, `e.len` <= COPY_MAX) into a cached
+/// range of `len` bytes (at least `need` if none is as big) by copying it, and caches `e`: for
+/// a block this small, copying costs less than the fresh pages mremap would fault in. The new
+/// block, or None (`e` untouched) when no cached range fits.
+fn move_in_cache(e: Mapping, need: usize, len: usize) -> Option<*mut u8> {
+    let c = large_cache::take(len, false).or_else(|| large_cache::take(need, false))?;
+    let m = Mapping {
+        base: c.base,
+        len: c.len,
+    };
+    if !record(c.base, m) {
+        retire(c, cache_limit());
+        return None;
+    }
+    // SAFETY: `e` is the block's mapping, ours alone (its record was taken), and `c` a cached
+    // range of at least `need` > `e.len` bytes that nothing else uses: distinct, both mapped.
+    unsafe { ptr::copy_nonoverlapping(e.base as *const u8, c.base as *mut u8, e.len) };
+    retire(
+        Range {
+            base: e.base,
+            len: e.len,
+        },
+        cache_limit(),
+    );
+    REALLOC_CACHE_HITS.fetch_add(1, Relaxed);
+    Some(c.base as *mut u8)
 }
 
 /// Returns every cached mapping to the OS; the bytes unmapped.

@@ -90,9 +90,9 @@ pub fn usage() -> (usize, usize) {
 }
 
 /// Takes cached memory for `len` bytes: the smallest cached range that fits, split if it is
-/// bigger (the rest stays cached); else the largest range that does not fit, for the caller to
-/// grow. None if the cache is empty.
-pub fn take(len: usize) -> Option<Range> {
+/// bigger (the rest stays cached); else, when `or_smaller`, the largest range that does not
+/// fit, for the caller to grow. None if the cache has neither.
+pub fn take(len: usize, or_smaller: bool) -> Option<Range> {
     for _ in 0..TRIES {
         let mut best: Option<(usize, usize)> = None;
         let mut below: Option<(usize, usize)> = None;
@@ -105,7 +105,7 @@ pub fn take(len: usize) -> Option<Range> {
                 if best.is_none_or(|(_, b)| n < b) {
                     best = Some((i, n));
                 }
-            } else if below.is_none_or(|(_, b)| n > b) {
+            } else if or_smaller && below.is_none_or(|(_, b)| n > b) {
                 below = Some((i, n));
             }
         }
@@ -130,6 +130,36 @@ pub fn take(len: usize) -> Option<Range> {
         return Some(c);
     }
     None
+}
+
+/// Takes the cached range that starts at `base` (just past a block that grows into it), if it
+/// holds at least `min` bytes: `want` bytes of it when the rest is worth keeping cached, else
+/// all of it. None if no cached range starts there or it is too short.
+pub fn take_at(base: usize, min: usize, want: usize) -> Option<Range> {
+    let s = CACHE
+        .iter()
+        .find(|s| s.state.load(Relaxed) == FULL && s.base.load(Relaxed) == base)?;
+    if !s.claim() {
+        return None;
+    }
+    let c = s.range();
+    if c.base != base || c.len < min {
+        s.state.store(FULL, Release);
+        return None;
+    }
+    if c.len > want && c.len - want >= SPLIT_MIN {
+        BYTES.fetch_sub(want, Relaxed);
+        s.fill(
+            Range {
+                base: c.base + want,
+                len: c.len - want,
+            },
+            s.since.load(Relaxed),
+        );
+        return Some(Range { base, len: want });
+    }
+    s.empty(c);
+    Some(c)
 }
 
 /// Adds a freed range to the cache, merged with cached neighbours. Returns the range (merged)

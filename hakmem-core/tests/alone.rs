@@ -182,6 +182,118 @@ fn trim_sends_the_transfer_caches_blocks_home() {
 }
 
 #[test]
+fn a_large_block_grows_into_the_cached_range_past_its_end() {
+    let _g = alone();
+    large::trim();
+    let big = alloc::malloc(4 << 20) as usize;
+    // SAFETY: a live block from hakmem, freed once.
+    unsafe { alloc::free(big as *mut u8) };
+    let p = alloc::malloc(512 << 10);
+    assert_eq!(
+        p as usize, big,
+        "a 512 KiB block was not split from the cached range"
+    );
+    // SAFETY: `p` is a live block of 512 KiB.
+    unsafe { std::ptr::write_bytes(p, 7, 512 << 10) };
+    let calls = (os::MMAP_CALLS.load(Relaxed), os::MREMAP_CALLS.load(Relaxed));
+    // SAFETY: `p` is a live block from hakmem.
+    let q = unsafe { alloc::realloc(p, 1 << 20) };
+    assert_eq!(
+        q, p,
+        "the block moved although the cached range past it was free"
+    );
+    assert_eq!(
+        (os::MMAP_CALLS.load(Relaxed), os::MREMAP_CALLS.load(Relaxed)),
+        calls,
+        "growing into the cached range made a system call"
+    );
+    // SAFETY: `q` is a live block of 1 MiB whose first 512 KiB were written; freed once.
+    unsafe {
+        assert!(std::slice::from_raw_parts(q, 512 << 10)
+            .iter()
+            .all(|&b| b == 7));
+        std::ptr::write_bytes(q, 8, 1 << 20);
+        alloc::free(q);
+    }
+    large::trim();
+}
+
+#[test]
+fn growing_large_blocks_reuse_cached_pages_and_the_cache_stays_near_the_peak() {
+    let _g = alone();
+    large::trim();
+    // Buffers that grow by doubling (300 KiB to 1.2 MiB) and then drop to a small block, taking
+    // turns at random so that a neighbour often sits past a growing one, as in
+    // bench/realloc_growth. Once the cache holds what they need, growing seldom faults fresh
+    // pages (mmap, mremap), and the large blocks and the cache together (all pages touched) stay
+    // within twice the most that was live.
+    const N: usize = 8;
+    const STEPS: usize = 4000;
+    let mut bufs = [(std::ptr::null_mut::<u8>(), 0usize, 0u8); N];
+    let (mut calls, mut growths, mut peak_live, mut peak_all) = ((0, 0), 0, 0, 0);
+    let mut rng = 1u64;
+    for step in 0..STEPS {
+        if step == STEPS / 4 {
+            calls = (os::MMAP_CALLS.load(Relaxed), os::MREMAP_CALLS.load(Relaxed));
+        }
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let k = (rng % N as u64) as usize;
+        let (p, len, was) = bufs[k];
+        let n = match len {
+            0 => 300 << 10,
+            l if l < 1200 << 10 => 2 * l,
+            _ => 100 << 10,
+        };
+        let q = if len == 0 {
+            alloc::malloc(n)
+        } else {
+            // SAFETY: `p` is a live block from hakmem.
+            unsafe { alloc::realloc(p, n) }
+        };
+        assert!(!q.is_null());
+        if n > len && len > 0 && step >= STEPS / 4 {
+            growths += 1;
+        }
+        // SAFETY: `q` is a live block of `n` bytes; when `len` > 0 its first min(len, n) bytes
+        // are those of the buffer's last step, all `was`.
+        unsafe {
+            let kept = std::slice::from_raw_parts(q, len.min(n));
+            assert!(
+                kept.iter().all(|&b| b == was),
+                "realloc lost the block's contents"
+            );
+            std::ptr::write_bytes(q, step as u8, n);
+        }
+        if n < 256 << 10 {
+            // SAFETY: a live block from hakmem, freed once.
+            unsafe { alloc::free(q) };
+            bufs[k] = (std::ptr::null_mut(), 0, 0);
+        } else {
+            bufs[k] = (q, n, step as u8);
+        }
+        let (_, live, _, cached) = large::usage();
+        peak_live = peak_live.max(live);
+        peak_all = peak_all.max(live + cached);
+    }
+    let fresh = os::MMAP_CALLS.load(Relaxed) - calls.0 + os::MREMAP_CALLS.load(Relaxed) - calls.1;
+    assert!(
+        fresh * 50 <= growths,
+        "{fresh} mmap and mremap calls for {growths} growths: fresh pages instead of cached ones"
+    );
+    assert!(
+        peak_all <= 2 * peak_live,
+        "large blocks and the cache came to {peak_all} bytes, {peak_live} at most live"
+    );
+    for (p, _, _) in bufs {
+        // SAFETY: live blocks from hakmem (or null), each freed once.
+        unsafe { alloc::free(p) };
+    }
+    large::trim();
+}
+
+#[test]
 fn empty_superslabs_are_reused_by_another_slab_kind() {
     let _g = alone();
     assert_eq!(kind_of(class_of(48)), KIND_SMALL);
