@@ -145,6 +145,7 @@ fn the_large_cache_keeps_its_floor_beyond_what_is_live() {
     }
     large::trim();
 }
+
 #[test]
 fn trim_sends_the_transfer_caches_blocks_home() {
     let _g = alone();
