@@ -76,6 +76,28 @@ impl Slot {
         self.state.store(FULL, Release);
     }
 
+    /// Hands out the front `want` bytes of `c`, the range of this slot that this thread holds
+    /// busy, and keeps the rest cached in the slot when it is worth keeping; else all of `c`
+    /// (which may be shorter than `want`), the slot emptied.
+    fn take_front(&self, c: Range, want: usize) -> Range {
+        if c.len >= want && c.len - want >= SPLIT_MIN {
+            BYTES.fetch_sub(want, Relaxed);
+            self.fill(
+                Range {
+                    base: c.base + want,
+                    len: c.len - want,
+                },
+                self.since.load(Relaxed),
+            );
+            return Range {
+                base: c.base,
+                len: want,
+            };
+        }
+        self.empty(c);
+        c
+    }
+
     /// Empties a slot this thread holds busy, after taking its range.
     fn empty(&self, r: Range) {
         BYTES.fetch_sub(r.len, Relaxed);
@@ -114,20 +136,7 @@ pub fn take(len: usize, or_smaller: bool) -> Option<Range> {
         if !s.claim() {
             continue;
         }
-        let c = s.range();
-        if c.len >= len && c.len - len >= SPLIT_MIN {
-            BYTES.fetch_sub(len, Relaxed);
-            s.fill(
-                Range {
-                    base: c.base + len,
-                    len: c.len - len,
-                },
-                s.since.load(Relaxed),
-            );
-            return Some(Range { base: c.base, len });
-        }
-        s.empty(c);
-        return Some(c);
+        return Some(s.take_front(s.range(), len));
     }
     None
 }
@@ -147,19 +156,7 @@ pub fn take_at(base: usize, min: usize, want: usize) -> Option<Range> {
         s.state.store(FULL, Release);
         return None;
     }
-    if c.len > want && c.len - want >= SPLIT_MIN {
-        BYTES.fetch_sub(want, Relaxed);
-        s.fill(
-            Range {
-                base: c.base + want,
-                len: c.len - want,
-            },
-            s.since.load(Relaxed),
-        );
-        return Some(Range { base, len: want });
-    }
-    s.empty(c);
-    Some(c)
+    Some(s.take_front(c, want))
 }
 
 /// Adds a freed range to the cache, merged with cached neighbours. Returns the range (merged)

@@ -454,50 +454,6 @@ fn blocks_freed_by_another_thread_are_reused_by_that_thread() {
 }
 
 #[test]
-fn blocks_a_full_foreign_cache_passes_on_are_reused_by_another_thread() {
-    setup();
-    // A size no other test uses, so that no other test takes these batches.
-    const N: usize = 1792;
-    let mine: Vec<usize> = (0..64).map(|_| alloc::malloc(N) as usize).collect();
-    for &p in &mine {
-        fill(p as *mut u8, N, 7);
-    }
-    let theirs = mine.clone();
-    // This thread frees them all: its foreign cache of the class (18 blocks) overflows and
-    // passes half of it on each time.
-    std::thread::spawn(move || {
-        for p in theirs {
-            unsafe { alloc::free(p as *mut u8) };
-        }
-    })
-    .join()
-    .unwrap();
-    // A third thread, which never freed anything, gets them from the transfer cache.
-    let theirs = mine.clone();
-    let reused = std::thread::spawn(move || {
-        let got: Vec<usize> = (0..16).map(|_| alloc::malloc(N) as usize).collect();
-        let n = got.iter().filter(|p| theirs.contains(p)).count();
-        for &q in &got {
-            assert!(
-                !unsafe { crate::freelist::is_tagged(q) },
-                "a live block keeps no tag"
-            );
-            fill(q as *mut u8, N, 9);
-        }
-        for q in got {
-            unsafe { alloc::free(q as *mut u8) };
-        }
-        n
-    })
-    .join()
-    .unwrap();
-    assert!(
-        reused >= 8,
-        "only {reused} of 16 blocks came from those another thread freed and passed on"
-    );
-}
-
-#[test]
 fn an_exiting_thread_sends_the_blocks_it_kept_home() {
     setup();
     let mine: Vec<usize> = (0..20).map(|_| alloc::malloc(96) as usize).collect();

@@ -19,6 +19,19 @@ fn alone() -> MutexGuard<'static, ()> {
     g
 }
 
+/// Frees `blocks` (live blocks from hakmem, freed by nobody else) on a thread of its own, which
+/// has exited when this returns.
+fn free_on_another_thread(blocks: Vec<usize>) {
+    std::thread::spawn(move || {
+        for p in blocks {
+            // SAFETY: the caller's promise: live blocks from hakmem, each freed once, here.
+            unsafe { alloc::free(p as *mut u8) };
+        }
+    })
+    .join()
+    .unwrap();
+}
+
 fn ss_base(p: usize) -> usize {
     p & !(superslab::ss_size() - 1)
 }
@@ -31,15 +44,7 @@ fn blocks_freed_by_other_threads_come_back_to_the_owner() {
         .map(|i| alloc::malloc(24 + i % 200) as usize)
         .collect();
     let before = stats::collect().remote_frees;
-    let theirs = ptrs.clone();
-    std::thread::spawn(move || {
-        for p in theirs {
-            // SAFETY: live blocks from hakmem, freed once.
-            unsafe { alloc::free(p as *mut u8) };
-        }
-    })
-    .join()
-    .unwrap();
+    free_on_another_thread(ptrs.clone());
     assert!(stats::collect().remote_frees >= before + N as u64);
     // The owner collects them: the same sizes come back from the same slabs (a slab emptied by the
     // remote frees may come back formatted for another of these sizes, so compare 64 KiB pages).
@@ -147,19 +152,42 @@ fn the_large_cache_keeps_its_floor_beyond_what_is_live() {
 }
 
 #[test]
+fn blocks_a_full_foreign_cache_passes_on_are_reused_by_another_thread() {
+    let _g = alone();
+    alloc::trim(); // an empty transfer cache
+    const N: usize = 1792;
+    let mine: Vec<usize> = (0..64).map(|_| alloc::malloc(N) as usize).collect();
+    // Another thread frees them all: its foreign cache of the class (18 blocks) overflows and
+    // passes half of it on each time.
+    free_on_another_thread(mine.clone());
+    // A third thread, which never freed anything, gets them from the transfer cache.
+    let theirs = mine.clone();
+    let reused = std::thread::spawn(move || {
+        let got: Vec<usize> = (0..16).map(|_| alloc::malloc(N) as usize).collect();
+        let n = got.iter().filter(|p| theirs.contains(p)).count();
+        for q in got {
+            // SAFETY: live blocks of N bytes from hakmem, written, then each freed once.
+            unsafe {
+                std::ptr::write_bytes(q as *mut u8, 9, N);
+                alloc::free(q as *mut u8);
+            }
+        }
+        n
+    })
+    .join()
+    .unwrap();
+    assert!(
+        reused >= 8,
+        "only {reused} of 16 blocks came from those another thread freed and passed on"
+    );
+}
+
+#[test]
 fn trim_sends_the_transfer_caches_blocks_home() {
     let _g = alone();
     const N: usize = 2560;
     let mine: Vec<usize> = (0..64).map(|_| alloc::malloc(N) as usize).collect();
-    let theirs = mine.clone();
-    std::thread::spawn(move || {
-        for p in theirs {
-            // SAFETY: live blocks from hakmem, each freed once.
-            unsafe { alloc::free(p as *mut u8) };
-        }
-    })
-    .join()
-    .unwrap();
+    free_on_another_thread(mine.clone());
     assert!(
         transfer::held() > 0,
         "a thread that freed 64 blocks of another passed none on"
