@@ -115,7 +115,7 @@ pub static OPTIONS: &[OptDef] = &[
         name: "HAKMEM_LARGE_CACHE_MB",
         kind: Kind::Int { min: 0, max: 65536 },
         defaults: [256, 64, 0],
-        help: "MiB of freed large blocks (over 256 KiB) kept mapped for reuse, beyond the most bytes live large blocks have held at once (0: unmap at once)",
+        help: "MiB of freed large blocks (over 256 KiB) kept mapped for reuse, beyond half the most bytes live large blocks have held at once (0: unmap at once)",
     },
     OptDef {
         opt: Opt::LargeCacheMs,

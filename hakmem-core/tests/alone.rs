@@ -128,7 +128,7 @@ fn the_large_cache_keeps_its_floor_beyond_what_is_live() {
     let _g = alone();
     large::trim();
     // Six 40 MiB buffers live (240 MiB); three freed (120 MiB: past the balanced profile's
-    // 64 MiB, within 64 MiB beyond the 240 MiB once live) must all stay cached, so that
+    // 64 MiB, within 64 MiB beyond half the 240 MiB once live) must all stay cached, so that
     // replacing them maps nothing new.
     const N: usize = 40 << 20;
     let bufs: Vec<usize> = (0..6).map(|_| alloc::malloc(N) as usize).collect();
