@@ -117,7 +117,8 @@ pub unsafe fn keep(tc: *mut ThreadCache, c: usize, a: usize) -> bool {
 }
 
 /// The newest block of class `c` in this thread's foreign cache (refilled from the transfer
-/// cache when empty), its free tag cleared, or null.
+/// cache when empty, if the thread has a heap: only then does an exit handler send home what
+/// the batch leaves in the cache), its free tag cleared, or null.
 ///
 /// # Safety
 /// `tc` is this thread's cache.
@@ -130,7 +131,7 @@ pub unsafe fn take(tc: *mut ThreadCache, c: usize) -> *mut u8 {
     // this thread alone (its slab counts it as in use), so its tag is this thread's to clear.
     unsafe {
         let f = (*tc).foreign.get_unchecked_mut(c);
-        if f.n == 0 && !refill(f, c) {
+        if f.n == 0 && ((*tc).heap.is_null() || !refill(f, c)) {
             return core::ptr::null_mut();
         }
         f.n -= 1;

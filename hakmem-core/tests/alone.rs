@@ -163,6 +163,8 @@ fn blocks_a_full_foreign_cache_passes_on_are_reused_by_another_thread() {
     // A third thread, which never freed anything, gets them from the transfer cache.
     let theirs = mine.clone();
     let reused = std::thread::spawn(move || {
+        // SAFETY: a live block from hakmem, freed once: this thread has a heap from here on.
+        unsafe { alloc::free(alloc::malloc(16)) };
         let got: Vec<usize> = (0..16).map(|_| alloc::malloc(N) as usize).collect();
         let n = got.iter().filter(|p| theirs.contains(p)).count();
         for q in got {
@@ -180,6 +182,33 @@ fn blocks_a_full_foreign_cache_passes_on_are_reused_by_another_thread() {
         reused >= 8,
         "only {reused} of 16 blocks came from those another thread freed and passed on"
     );
+}
+
+#[test]
+fn a_thread_without_a_heap_takes_nothing_from_the_transfer_cache() {
+    let _g = alone();
+    alloc::trim();
+    const N: usize = 3072;
+    let mine: Vec<usize> = (0..64).map(|_| alloc::malloc(N) as usize).collect();
+    free_on_another_thread(mine.clone());
+    let held = transfer::held();
+    assert!(
+        held > 0,
+        "a thread that freed 64 blocks of another passed none on"
+    );
+    // A thread whose only call is one malloc gets no heap when its foreign cache serves it,
+    // so no exit handler would ever send home what a batch left in that cache.
+    let p = std::thread::spawn(|| alloc::malloc(N) as usize)
+        .join()
+        .unwrap();
+    assert_eq!(
+        transfer::held(),
+        held,
+        "a thread without a heap took blocks it could never give back"
+    );
+    // SAFETY: a live block from hakmem, freed once.
+    unsafe { alloc::free(p as *mut u8) };
+    alloc::trim();
 }
 
 #[test]
