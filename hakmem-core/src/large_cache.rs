@@ -44,6 +44,11 @@ static CACHE: [Slot; SLOTS] = [const {
 /// claimed, so they never drop below the truth (they may run above it for a moment).
 static BYTES: AtomicUsize = AtomicUsize::new(0);
 static COUNT: AtomicUsize = AtomicUsize::new(0);
+/// No cached range is older than this (ms), as far as the last walk of `take_expired` saw:
+/// until the oldest is `decay_ms` old, a cache within its size limit has nothing to expire and
+/// is not walked. A hint: a range busy during that walk (split by `take_front`, which keeps its
+/// age) may be older, and then expires one walk late.
+static OLDEST: AtomicU64 = AtomicU64::new(0);
 
 /// A range of address space: a whole mapping of ours or part of one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -206,6 +211,9 @@ fn adjacent(a: Range, b: Range) -> bool {
 /// Takes the oldest cached range if it is older than `decay_ms` or the cache holds more than
 /// `keep_bytes`; None otherwise.
 pub fn take_expired(now: u64, decay_ms: u64, keep_bytes: usize) -> Option<Range> {
+    if BYTES.load(Relaxed) <= keep_bytes && now.saturating_sub(OLDEST.load(Relaxed)) < decay_ms {
+        return None;
+    }
     for _ in 0..TRIES {
         let mut oldest: Option<(usize, u64)> = None;
         for (i, s) in CACHE.iter().enumerate() {
@@ -217,8 +225,12 @@ pub fn take_expired(now: u64, decay_ms: u64, keep_bytes: usize) -> Option<Range>
                 oldest = Some((i, t));
             }
         }
-        let (i, t) = oldest?;
+        let Some((i, t)) = oldest else {
+            OLDEST.store(now, Relaxed);
+            return None;
+        };
         if BYTES.load(Relaxed) <= keep_bytes && now.saturating_sub(t) < decay_ms {
+            OLDEST.store(t, Relaxed);
             return None;
         }
         let s = &CACHE[i];
