@@ -225,13 +225,13 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, usize) {
     } else {
         r.base
     };
-    if !record(
-        p,
-        Mapping {
-            base: r.base,
-            len: r.len,
-        },
-    ) {
+    let m = Mapping {
+        base: r.base,
+        len: r.len,
+    };
+    // The block map may need a new leaf (a mapping of its own): when that fails too, what is
+    // cached goes back first, as for the block's own mapping.
+    if !record(p, m) && !(crate::pool::release_for_retry() > 0 && record(p, m)) {
         // SAFETY: the range was never handed out and nothing else refers to it.
         unsafe { os::unmap(r.base as *mut u8, r.len) };
         os::set_errno(libc::ENOMEM);
@@ -338,8 +338,9 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
         base: q as usize,
         len,
     };
-    if !record(q as usize, m) {
-        // No leaf for the new address (out of memory): move the block back where it was.
+    if !record(q as usize, m) && !(crate::pool::release_for_retry() > 0 && record(q as usize, m)) {
+        // No leaf for the new address (out of memory, even with the caches given back): move
+        // the block back where it was.
         // SAFETY: `q` is the block's mapping, ours alone; `p..p+e.len` was vacated by mremap.
         let back = unsafe { os::remap_to(q, len, e.len, p as usize) };
         if core::ptr::eq(back, p) {
