@@ -101,6 +101,12 @@ fn record(p: usize, m: Mapping) -> bool {
     true
 }
 
+/// `record`, and when the block map could not map a new leaf for `p`, the same again once what
+/// hakmem keeps cached went back (as for a block's own mapping); false if that failed too.
+fn record_or_release(p: usize, m: Mapping) -> bool {
+    record(p, m) || (crate::pool::release_for_retry() > 0 && record(p, m))
+}
+
 /// Takes the record of the live block at `p`; its mapping is the caller's from now on.
 fn unrecord(p: usize) -> Option<Mapping> {
     let m = large_map::take(p)?;
@@ -229,9 +235,7 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, usize) {
         base: r.base,
         len: r.len,
     };
-    // The block map may need a new leaf (a mapping of its own): when that fails too, what is
-    // cached goes back first, as for the block's own mapping.
-    if !record(p, m) && !(crate::pool::release_for_retry() > 0 && record(p, m)) {
+    if !record_or_release(p, m) {
         // SAFETY: the range was never handed out and nothing else refers to it.
         unsafe { os::unmap(r.base as *mut u8, r.len) };
         os::set_errno(libc::ENOMEM);
@@ -338,7 +342,7 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
         base: q as usize,
         len,
     };
-    if !record(q as usize, m) && !(crate::pool::release_for_retry() > 0 && record(q as usize, m)) {
+    if !record_or_release(q as usize, m) {
         // No leaf for the new address (out of memory, even with the caches given back): move
         // the block back where it was.
         // SAFETY: `q` is the block's mapping, ours alone; `p..p+e.len` was vacated by mremap.
