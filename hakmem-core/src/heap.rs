@@ -172,9 +172,20 @@ unsafe fn check_bin(bin: *mut Bin) {
     }
 }
 
-fn batch_for(c: usize) -> u32 {
-    let by_bytes = (32 << 10) / class_size(c) as u32;
-    policy::get(policy::Opt::RefillBatch).min(by_bytes).max(1)
+/// How many blocks to carve at once from a slab of class `c` that has `carved` carved already:
+/// HAKMEM_REFILL_BATCH, at most 32 KiB of blocks, and, so that a class the program uses little
+/// touches little memory (carving writes every block), one page's worth on a slab's first carve
+/// and no more than is carved already on the next ones (the batch doubles up to the limit).
+fn batch_for(c: usize, carved: u64) -> u32 {
+    let size = class_size(c) as u32;
+    let by_bytes = (32 << 10) / size;
+    let ramp = carved
+        .max((crate::os::PAGE as u32 / size) as u64)
+        .min(u32::MAX as u64) as u32;
+    policy::get(policy::Opt::RefillBatch)
+        .min(by_bytes)
+        .min(ramp)
+        .max(1)
 }
 
 /// The bin ran dry: takes the frees its current slab received from its owner since the last
@@ -282,7 +293,7 @@ unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
     };
     if list == NIL {
         // SAFETY: as above; `carve` takes the raw slab pointer of a slab the caller owns.
-        list = unsafe { Slab::carve(s, batch_for(c)) };
+        list = unsafe { Slab::carve(s, batch_for(c, (*s).carved.load(Relaxed))) };
     }
     // SAFETY: as above, and the caller owns `heap`, so its bins too.
     unsafe {
@@ -323,7 +334,7 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
                 return pop_checked(bin);
             }
             if (*cur).carved.load(Relaxed) < (*cur).capacity as u64 {
-                let head = Slab::carve(cur, batch_for(c));
+                let head = Slab::carve(cur, batch_for(c, (*cur).carved.load(Relaxed)));
                 (*cur).used = (*cur).carved.load(Relaxed) as u32;
                 Bin::set(bin, cur, head);
                 return pop_checked(bin);
@@ -758,5 +769,27 @@ pub unsafe fn free_local(s: *mut Slab, a: usize, k: u64) -> bool {
         let used = (*s).used - 1;
         (*s).used = used;
         used == 0 || (*s).flags & IN_FULL != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batch_for;
+    use crate::policy::{self, Opt};
+    use crate::size_class::class_of;
+
+    #[test]
+    fn a_slab_carves_one_page_first_then_doubles_up_to_the_batch() {
+        crate::init::ensure();
+        let batch = policy::get(Opt::RefillBatch);
+        let kib = class_of(1000); // 1 KiB blocks: four to a page, 32 in 32 KiB
+        assert_eq!(batch_for(kib, 0), 4.min(batch));
+        assert_eq!(batch_for(kib, 4), 4.min(batch));
+        assert_eq!(batch_for(kib, 8), 8.min(batch));
+        assert_eq!(batch_for(kib, 1 << 20), 32.min(batch));
+        // A block bigger than a page: one at first.
+        assert_eq!(batch_for(class_of(20_000), 0), 1);
+        // Tiny blocks: a page holds more than a batch.
+        assert_eq!(batch_for(class_of(16), 0), batch.min(256));
     }
 }

@@ -73,7 +73,7 @@ pub static OPTIONS: &[OptDef] = &[
         name: "HAKMEM_REFILL_BATCH",
         kind: Kind::Int { min: 1, max: 4096 },
         defaults: [256, 64, 16],
-        help: "most new blocks carved into a thread's free list at once (also capped at 32 KiB)",
+        help: "most new blocks carved into a thread's free list at once (also capped at 32 KiB; a slab's first carve is one page, and each later one at most doubles what it has carved)",
     },
     OptDef {
         opt: Opt::SuperslabMb,
