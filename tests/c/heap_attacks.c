@@ -165,9 +165,10 @@ static void df_refilled(void) {
 }
 
 static void unissued(void) {
-    /* a size class nothing else in this program uses: its first slab is carved fresh, and the
-     * block after the second one handed out is carved but not handed out yet */
-    unsigned char *p1 = malloc(2560), *p2 = malloc(2560);
+    /* a size class nothing else in this program uses: its first slab is carved fresh (a page's
+     * worth at first: three blocks of 1280 bytes), and the block after the second one handed
+     * out is carved but not handed out yet */
+    unsigned char *p1 = malloc(1200), *p2 = malloc(1200);
     REQUIRE(p1 != NULL && p2 > p1, "malloc failed or blocks out of order");
     unsigned char *q = p2 + (p2 - p1);
     announce(q);
