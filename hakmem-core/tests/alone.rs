@@ -19,17 +19,18 @@ fn alone() -> MutexGuard<'static, ()> {
     g
 }
 
-/// Frees `blocks` (live blocks from hakmem, freed by nobody else) on a thread of its own, which
-/// has exited when this returns.
+/// Frees `blocks`: live blocks from hakmem that nobody else frees.
+fn free_all(blocks: Vec<usize>) {
+    for p in blocks {
+        // SAFETY: the caller's promise: live blocks from hakmem, each freed once, here.
+        unsafe { alloc::free(p as *mut u8) };
+    }
+}
+
+/// Frees `blocks` (as for `free_all`) on a thread of its own, which has exited when this
+/// returns.
 fn free_on_another_thread(blocks: Vec<usize>) {
-    std::thread::spawn(move || {
-        for p in blocks {
-            // SAFETY: the caller's promise: live blocks from hakmem, each freed once, here.
-            unsafe { alloc::free(p as *mut u8) };
-        }
-    })
-    .join()
-    .unwrap();
+    std::thread::spawn(move || free_all(blocks)).join().unwrap();
 }
 
 fn ss_base(p: usize) -> usize {
@@ -65,10 +66,7 @@ fn blocks_freed_by_other_threads_come_back_to_the_owner() {
         pool::SLABS_ACQUIRED.load(Relaxed) - slabs < 40,
         "remote frees were not reused"
     );
-    for p in again {
-        // SAFETY: live blocks from hakmem, freed once.
-        unsafe { alloc::free(p as *mut u8) };
-    }
+    free_all(again);
 }
 
 #[test]
@@ -233,10 +231,7 @@ fn trim_sends_the_transfer_caches_blocks_home() {
         again.iter().filter(|p| mine.contains(p)).count() >= 32,
         "the blocks trim sent home were not reused by their owner"
     );
-    for p in again {
-        // SAFETY: live blocks from hakmem, each freed once.
-        unsafe { alloc::free(p as *mut u8) };
-    }
+    free_all(again);
 }
 
 #[test]
@@ -361,10 +356,7 @@ fn empty_superslabs_are_reused_by_another_slab_kind() {
     let n = 10 * superslab::ss_size() / 48;
     let small: Vec<usize> = (0..n).map(|_| alloc::malloc(48) as usize).collect();
     let bases: std::collections::HashSet<usize> = small.iter().map(|&p| ss_base(p)).collect();
-    for p in small {
-        // SAFETY: live blocks from hakmem, freed once.
-        unsafe { alloc::free(p as *mut u8) };
-    }
+    free_all(small);
     let mapped = superslab::SS_MAPPED.load(Relaxed);
     let medium: Vec<usize> = (0..3 * superslab::ss_size() / 20_000)
         .map(|_| alloc::malloc(20_000) as usize)
@@ -383,10 +375,7 @@ fn empty_superslabs_are_reused_by_another_slab_kind() {
         mapped,
         "new SuperSlabs were mapped"
     );
-    for p in medium {
-        // SAFETY: live blocks from hakmem, freed once.
-        unsafe { alloc::free(p as *mut u8) };
-    }
+    free_all(medium);
 }
 
 /// How many of `pages` (page addresses) are resident now, by mincore.
@@ -413,10 +402,7 @@ fn trim_returns_free_pages_to_the_os() {
     }
     let pages: std::collections::BTreeSet<usize> =
         v.iter().map(|&p| (p + 500) & !(os::PAGE - 1)).collect();
-    for p in v {
-        // SAFETY: live blocks from hakmem, freed once.
-        unsafe { alloc::free(p as *mut u8) };
-    }
+    free_all(v);
     let before = resident(&pages);
     assert!(before > 1000, "only {before} pages resident before trim");
     alloc::trim();
@@ -437,10 +423,7 @@ fn superslabs_in_the_cage_keep_their_address_space() {
         .collect();
     let mid = v[v.len() / 2];
     assert!(hakmem_core::cage::contains(mid));
-    for p in v {
-        // SAFETY: live blocks from hakmem, freed once.
-        unsafe { alloc::free(p as *mut u8) };
-    }
+    free_all(v);
     let unmapped = superslab::SS_UNMAPPED.load(Relaxed);
     alloc::trim();
     assert_eq!(superslab::SS_UNMAPPED.load(Relaxed), unmapped);
