@@ -13,7 +13,9 @@
 # Programs: python3 (tests/real/alloc_heavy.py, with pymalloc and with PYTHONMALLOC=malloc),
 # g++ compiling and linking tests/real/stl_program.cpp (object files and executables compared)
 # and the compiled program, sqlite3 (tests/real/sqlite_workload.sql), sort --parallel=2,
-# xz -T2, gzip, perl (tests/real/perl_workload.pl), awk. Missing programs are skipped.
+# xz -T2, gzip, perl (tests/real/perl_workload.pl), awk, a JVM (tests/real/Threads.java), Node.js
+# worker threads (tests/real/workers.js), git (tests/real/git_workload.sh), the PostgreSQL server
+# under pgbench, and CPython's own regression tests. Missing programs are skipped.
 set -u
 source "$(dirname "$0")/common.sh"
 cd "$HK_ROOT" || exit 2
@@ -332,6 +334,118 @@ if selected awk; then
             m = 0; for (k in s) m += length(s[k]);
             print n, t, m }' "$INPUT"
         report_pair awk
+    fi
+fi
+
+# ------------------------------------------------------------------ a JVM, Node.js, git
+if selected java_threads; then
+    if ! command -v java >/dev/null || ! java -version >/dev/null 2>&1; then
+        hk_skip java_threads "java not installed"
+    else
+        # the single-file source launcher: javac's compiler runs under the library too
+        run_pair java_threads -- java -Xmx256m tests/real/Threads.java
+        grep -q '^threads: done' "$LOGS/java_threads.with.out" || WHY="${WHY:+$WHY; }output incomplete"
+        report_pair java_threads
+    fi
+fi
+
+if selected node_workers; then
+    if ! command -v node >/dev/null; then
+        hk_skip node_workers "node not installed"
+    else
+        run_pair node_workers -- node tests/real/workers.js
+        grep -q '^workers: done' "$LOGS/node_workers.with.out" || WHY="${WHY:+$WHY; }output incomplete"
+        report_pair node_workers
+    fi
+fi
+
+if selected git; then
+    if ! command -v git >/dev/null || ! git rev-parse --git-dir >/dev/null 2>&1; then
+        hk_skip git "git not installed, or not run from a git checkout"
+    else
+        # this repository as the input (no network); each run clones it, repacks it with two
+        # threads, checks it and prints digests of its history and tree
+        rm -rf "$W/git_src"
+        env -u LD_PRELOAD git clone -q --bare --no-local . "$W/git_src" 2>"$LOGS/git.src.err"
+        run_pair git -- bash tests/real/git_workload.sh "$W/git_src" "$W/git_work"
+        grep -q '^git: done' "$LOGS/git.with.out" || WHY="${WHY:+$WHY; }output incomplete"
+        report_pair git
+        rm -rf "$W/git_src" "$W/git_work"
+    fi
+fi
+
+# ------------------------------------------------------------------ PostgreSQL under pgbench
+# The server (postmaster and one backend process per client) runs under the library while
+# pgbench drives four concurrent clients; the balances must add up afterwards, and the server log
+# must show no crash. Only the run with the library: pgbench's timings differ from run to run.
+pg_check() {
+    local pgbin=$1 d=$W/pg port=54329 as=() why=""
+    if [ "$(id -u)" -eq 0 ]; then
+        if ! id postgres >/dev/null 2>&1; then
+            hk_skip postgres "running as root and there is no postgres user to run the server as"
+            return
+        fi
+        as=(runuser -u postgres --)
+    fi
+    rm -rf "$d"
+    mkdir -p "$d"
+    local lib=""
+    if [ -n "$HK_LIB" ]; then
+        # a copy the server's user can read wherever the checkout lies
+        cp "$HK_LIB" "$d/libhakmem.so"
+        chmod 644 "$d/libhakmem.so"
+        lib=$d/libhakmem.so
+    fi
+    [ ${#as[@]} -gt 0 ] && chown -R postgres "$d"
+    local envs=(env -u LD_PRELOAD HAKMEM_STATS=json PGHOST="$d" PGPORT=$port PGUSER=postgres)
+    [ -n "$lib" ] && envs+=(LD_PRELOAD="$lib")
+    pg() { # pg LOGNAME CMD...: one step as the server's user, under the library
+        local name=$1
+        shift
+        timeout -k 5 120 "${as[@]}" "${envs[@]}" "$@" >"$LOGS/postgres.$name.out" 2>"$LOGS/postgres.$name.err"
+    }
+    if ! pg initdb "$pgbin/initdb" -D "$d/data" -A trust -U postgres --no-sync; then
+        why="initdb failed"
+    elif ! pg start "$pgbin/pg_ctl" -D "$d/data" -l "$d/server.log" -w -t 60 start \
+        -o "-k $d -p $port -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off"; then
+        why="the server did not start"
+    else
+        pg pgbench_init "$pgbin/pgbench" -i -s 2 -q postgres || why="pgbench -i failed"
+        if [ -z "$why" ]; then
+            pg pgbench "$pgbin/pgbench" -n -c 4 -j 2 -t 400 postgres || why="pgbench failed"
+            grep -q "number of failed transactions: 0 " "$LOGS/postgres.pgbench.out" || why="${why:+$why; }pgbench reports failed transactions"
+        fi
+        if [ -z "$why" ]; then
+            pg check "$pgbin/psql" -Atc "select (select sum(abalance) from pgbench_accounts) = (select sum(delta) from pgbench_history)
+                and (select sum(tbalance) from pgbench_tellers) = (select sum(delta) from pgbench_history)
+                and (select sum(bbalance) from pgbench_branches) = (select sum(delta) from pgbench_history)
+                and (select count(*) from pgbench_history) = 1600
+                and (select count(distinct md5(aid::text)) from pgbench_accounts) = 200000" postgres
+            [ "$(cat "$LOGS/postgres.check.out")" = t ] || why="balances do not add up after pgbench: $(head -c 200 "$LOGS/postgres.check.out" "$LOGS/postgres.check.err")"
+        fi
+        pg stop "$pgbin/pg_ctl" -D "$d/data" -m fast -w -t 60 stop || {
+            why="${why:+$why; }the server did not stop"
+            pg kill "$pgbin/pg_ctl" -D "$d/data" -m immediate -w stop
+        }
+    fi
+    [ -f "$d/server.log" ] && cp "$d/server.log" "$LOGS/postgres.server.log"
+    if grep -qE "PANIC|terminated by signal|was terminated|corrupt" "$LOGS/postgres.server.log" 2>/dev/null; then
+        why="${why:+$why; }the server log reports a crash"
+    fi
+    if [ -n "$HK_LIB" ]; then
+        local n
+        n=$(grep -ho '"allocs": *[0-9]*' "$LOGS"/postgres.*.err "$LOGS/postgres.server.log" 2>/dev/null | grep -o '[0-9]*$' | sort -n | tail -n1)
+        [ -n "$n" ] && [ "$n" -gt 0 ] || why="${why:+$why; }library not confirmed: no HAKMEM_STATS line with allocs > 0 from the server or its tools"
+    fi
+    rm -rf "$d"
+    if [ -z "$why" ]; then hk_ok postgres; else hk_fail postgres "$why" "$LOGS/postgres.server.log"; fi
+}
+if selected postgres; then
+    PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+    if [ -z "$PGBIN" ] || [ ! -x "$PGBIN/postgres" ] || [ ! -x "$PGBIN/pgbench" ]; then
+        hk_skip postgres "the PostgreSQL server and pgbench are not installed"
+    else
+        pg_check "$PGBIN"
     fi
 fi
 
