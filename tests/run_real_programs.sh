@@ -379,19 +379,20 @@ fi
 # pgbench drives four concurrent clients; the balances must add up afterwards, and the server log
 # must show no crash. Only the run with the library: pgbench's timings differ from run to run.
 pg_check() {
-    local pgbin=$1 d=$W/pg port=54329 as=() why=""
+    local pgbin=$1 d port=54329 as=() why=""
     if [ "$(id -u)" -eq 0 ]; then
-        if ! id postgres >/dev/null 2>&1; then
-            hk_skip postgres "running as root and there is no postgres user to run the server as"
+        if ! id postgres >/dev/null 2>&1 || ! command -v runuser >/dev/null; then
+            hk_skip postgres "running as root, without a postgres user and runuser to run the server as"
             return
         fi
         as=(runuser -u postgres --)
     fi
-    rm -rf "$d"
-    mkdir -p "$d"
+    # under /tmp, which the server's user can reach wherever the checkout lies
+    d=$(mktemp -d /tmp/hakmem-pg.XXXXXX)
+    chmod 755 "$d"
     local lib=""
     if [ -n "$HK_LIB" ]; then
-        # a copy the server's user can read wherever the checkout lies
+        # a copy the server's user can read
         cp "$HK_LIB" "$d/libhakmem.so"
         chmod 644 "$d/libhakmem.so"
         lib=$d/libhakmem.so
