@@ -48,8 +48,10 @@ test-real: lib
 
 # The C suite again under other settings, so that every policy variant stays correct.
 PROFILE_VARIANTS := HAKMEM_PROFILE=lean HAKMEM_PROFILE=fast HAKMEM_SUPERSLAB_MB=16 HAKMEM_CHECK=1
+# Checking mode also under real programs (a JVM, a database server and an interpreter).
 test-profiles: lib
 	@for v in $(PROFILE_VARIANTS); do echo "# c-tests with $$v"; env $$v bash tests/run_c_tests.sh $(LIB) || exit 1; done
+	HAKMEM_CHECK=1 bash tests/run_real_programs.sh $(LIB) python_alloc_heavy sqlite3 java_threads postgres
 
 # The core tests and the C suite against an unoptimised build with debug assertions and overflow
 # checks on (every debug_assert! on the allocator's invariants runs).
