@@ -1,12 +1,17 @@
 //! Large blocks (over 256 KiB, or aligned past a page): their own mappings, found by address
 //! in `large_map` (no lock), and a cache of recently freed mappings (`large_cache`, no lock)
 //! so that programs which keep allocating and freeing big buffers pay neither mmap/munmap nor
-//! fresh page faults each time. A cached mapping that is too big is split, one that is too
-//! small is grown with mremap (the kernel moves page tables, not bytes). A block that realloc
-//! grows takes cached pages first: the cached range just past its end, or (up to 2 MiB, where
-//! copying costs less than faulting fresh pages) a cached range it is copied into; only then
-//! mremap. So the cache's pages, all touched once, are what growing blocks reuse, and the cache
-//! stays near the program's peak footprint instead of filling up with pages faulted afresh.
+//! fresh page faults each time. A cached mapping that is too big is split. A block of 2 MiB or
+//! more that no cached range holds is a fresh mapping whose pages are, from its start, those of
+//! cached ranges moved there with mremap (the kernel moves page tables, not bytes), so only
+//! what the cache cannot cover is faulted afresh; a smaller one grows the longest shorter cached
+//! range with mremap. A block that realloc grows takes cached pages first: the cached range
+//! just past its end, or (up to 2 MiB, where copying costs less than faulting fresh pages) a
+//! cached range it is copied into; only then mremap, and the part mremap adds takes cached pages
+//! the same way. So the cache's pages, all touched once, are what growing blocks reuse, and the
+//! cache stays near the program's peak footprint instead of filling up with pages faulted
+//! afresh. A block made of several cached ranges spans several kernel mappings, which mremap
+//! refuses to move or grow as one: realloc moves such a block 2 MiB at a time (`move_into`).
 //!
 //! With huge pages on (HAKMEM_HUGEPAGE >= 1), mappings of 2 MiB and more are whole 2 MiB
 //! pages long: the kernel then places them (and moves them in mremap) on 2 MiB boundaries by
@@ -184,28 +189,38 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, usize) {
         evict(limit);
     }
     if extra == 0 && limit > 0 {
-        if let Some(c) = large_cache::take(len, true) {
-            if c.len >= len {
-                got = Some(c);
-                dirty = len;
+        if let Some(c) = large_cache::take(len, false) {
+            got = Some(c);
+            dirty = len;
+        } else if len >= os::HUGE && large_cache::usage().0 > 0 {
+            // No cached range is long enough: a fresh range, filled from its start with the
+            // pages of cached ones (moved, not copied), so that only what the cache cannot
+            // cover is faulted afresh.
+            let m = map_fresh(len);
+            if !m.is_null() {
+                dirty = fill_from_cache(m as usize, len, limit);
+                got = Some(Range {
+                    base: m as usize,
+                    len,
+                });
+            }
+        } else if let Some(c) = large_cache::take(len, true) {
+            // SAFETY: `c` is a cached range of ours that nothing uses.
+            let q = unsafe { os::remap(c.base as *mut u8, c.len, len) };
+            if q.is_null() {
+                // mremap refuses ranges merged from separate kernel mappings: keep it
+                // cached and map afresh.
+                retire(c, limit);
             } else {
-                // SAFETY: `c` is a cached range of ours that nothing uses.
-                let q = unsafe { os::remap(c.base as *mut u8, c.len, len) };
-                if q.is_null() {
-                    // mremap refuses ranges merged from separate kernel mappings: keep it
-                    // cached and map afresh.
-                    retire(c, limit);
-                } else {
-                    got = Some(Range {
-                        base: q as usize,
-                        len,
-                    });
-                    dirty = c.len;
-                }
+                got = Some(Range {
+                    base: q as usize,
+                    len,
+                });
+                dirty = c.len;
             }
-            if got.is_some() {
-                CACHE_HITS.fetch_add(1, Relaxed);
-            }
+        }
+        if dirty > 0 {
+            CACHE_HITS.fetch_add(1, Relaxed);
         }
     }
     let r = match got {
@@ -243,6 +258,113 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, usize) {
     }
     ALLOCS.fetch_add(1, Relaxed);
     (p as *mut u8, dirty)
+}
+
+/// The most cached ranges one fresh block takes pages from (each piece may stay a kernel
+/// mapping of its own).
+const FILL_PIECES: usize = 4;
+
+/// The unit in which pages move into a block of `len` bytes at `m`: whole 2 MiB pages when
+/// both are 2 MiB multiples (huge pages then move whole, and a cached range that spans several
+/// kernel mappings, whose boundaries then fall on 2 MiB multiples too, moves piece by piece),
+/// else pages.
+fn move_step(m: usize, len: usize) -> usize {
+    if m % os::HUGE == 0 && len % os::HUGE == 0 {
+        os::HUGE
+    } else {
+        PAGE
+    }
+}
+
+/// Moves the pages of cached ranges onto the fresh, untouched range `m..m+len`, from its start:
+/// the best fit for what is left, else the longest shorter range, at most `FILL_PIECES` of
+/// them. Returns how many leading bytes were filled (they hold old contents; the rest is zero).
+fn fill_from_cache(m: usize, len: usize, limit: usize) -> usize {
+    let step = move_step(m, len);
+    let mut off = 0;
+    for _ in 0..FILL_PIECES {
+        if off >= len {
+            break;
+        }
+        let Some(c) = large_cache::take(len - off, true) else {
+            break;
+        };
+        let n = c.len.min(len - off) & !(step - 1);
+        let moved = if n == 0 || c.base % step != 0 {
+            0
+        } else {
+            // SAFETY: `c` left the cache, so it is ours and unused; `m + off..m + off + n`
+            // lies in the fresh range, untouched; both are page-aligned and disjoint.
+            move_pages(c.base, n, m + off, step)
+        };
+        if moved < c.len {
+            retire(
+                Range {
+                    base: c.base + moved,
+                    len: c.len - moved,
+                },
+                limit,
+            );
+        }
+        off += moved;
+        if moved < n || moved == 0 {
+            break;
+        }
+    }
+    off
+}
+
+/// Moves `n` bytes of pages from `src` onto `dst` in one mremap, else (in units of 2 MiB) piece
+/// by piece, since one mremap refuses a range that spans several kernel mappings; the bytes
+/// moved, from the start.
+///
+/// `src..src+n` and `dst..dst+n` are ours, page-aligned, disjoint and unused: a range taken
+/// from the cache or a block's own mapping, and part of a fresh mapping.
+fn move_pages(src: usize, n: usize, dst: usize, step: usize) -> usize {
+    // SAFETY: the caller's ranges, as documented.
+    if unsafe { os::move_onto(src, n, dst) } {
+        return n;
+    }
+    if step < os::HUGE {
+        return 0;
+    }
+    let mut done = 0;
+    // SAFETY: as above, piece by piece.
+    while done < n && unsafe { os::move_onto(src + done, step, dst + done) } {
+        done += step;
+    }
+    done
+}
+
+/// Moves the contents of mapping `e` (a block's, whose record was taken: a 2 MiB multiple that
+/// one mremap refused because it spans several kernel mappings) into `m`, a fresh mapping: as
+/// much as `m` holds, 2 MiB at a time (its mappings meet on 2 MiB boundaries), copying what does
+/// not move; then the rest of a longer `m` is filled from the cache. `e`'s range is gone
+/// afterwards (moved away or unmapped).
+fn move_into(e: Mapping, m: Mapping) {
+    let keep = e.len.min(m.len);
+    let step = move_step(e.base, keep).min(move_step(m.base, m.len));
+    let moved = move_pages(e.base, keep, m.base, step);
+    // SAFETY: `e` is the block's mapping, ours alone (its record was taken); its part past
+    // `moved` is still in place, and `m.base + moved..m.base + keep` lies in the fresh mapping:
+    // distinct, both mapped. What stays of `e` is unmapped once copied.
+    unsafe {
+        ptr::copy_nonoverlapping(
+            (e.base + moved) as *const u8,
+            (m.base + moved) as *mut u8,
+            keep - moved,
+        );
+        if moved < e.len {
+            os::unmap((e.base + moved) as *mut u8, e.len - moved);
+        }
+    }
+    if m.len <= e.len {
+        return;
+    }
+    let limit = cache_limit();
+    if limit > 0 {
+        fill_from_cache(m.base + e.len, m.len - e.len, limit);
+    }
 }
 
 /// Frees a large block; false if `p` is not a live one (never handed out, already freed, an
@@ -330,6 +452,24 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
     let saved_errno = os::errno();
     // SAFETY: the record was taken; the mapping is ours alone until recorded again.
     let q = unsafe { os::remap(e.base as *mut u8, e.len, len) };
+    if q.is_null() && e.len >= os::HUGE && e.len % os::HUGE == 0 && e.base % os::HUGE == 0 {
+        // A block whose pages came from several cached ranges: into a fresh mapping, recorded
+        // first (so that a failure leaves the block where it is), its pages moved piece by piece.
+        os::set_errno(saved_errno);
+        let m = map_fresh(len);
+        if !m.is_null() {
+            let mm = Mapping {
+                base: m as usize,
+                len,
+            };
+            if record_or_release(mm.base, mm) {
+                move_into(e, mm);
+                return Realloc::Done(m);
+            }
+            // SAFETY: the fresh mapping, never handed out.
+            unsafe { os::unmap(m, len) };
+        }
+    }
     if q.is_null() {
         os::set_errno(saved_errno);
         // The map has a leaf for `p` already, so recording it again cannot fail.
@@ -352,6 +492,13 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
         }
         os::set_errno(libc::ENOMEM);
         return Realloc::Failed;
+    }
+    if len > e.len && len >= os::HUGE {
+        // The grown part is fresh and untouched: cached pages move in rather than fault.
+        let limit = cache_limit();
+        if limit > 0 {
+            fill_from_cache(q as usize + e.len, len - e.len, limit);
+        }
     }
     Realloc::Done(q)
 }

@@ -220,6 +220,32 @@ pub unsafe fn remap_to(p: *mut u8, old: usize, new: usize, to: usize) -> *mut u8
     remapped(q, old, new)
 }
 
+/// Moves the pages of `src..src+len` onto `dst..dst+len`, which lies inside a mapping of ours
+/// whose pages there are replaced (mremap with MREMAP_FIXED: the kernel moves page tables, not
+/// bytes). False on failure (both ranges unchanged): the source spans two kernel mappings, say.
+///
+/// # Safety
+/// Both ranges are ours, disjoint, page-aligned, and nothing else uses either.
+pub unsafe fn move_onto(src: usize, len: usize, dst: usize) -> bool {
+    MREMAP_CALLS.fetch_add(1, Relaxed);
+    // SAFETY: this fn's contract.
+    let q = unsafe {
+        libc::mremap(
+            src as *mut libc::c_void,
+            len,
+            len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
+            dst as *mut libc::c_void,
+        )
+    };
+    if q == libc::MAP_FAILED {
+        return false;
+    }
+    // The destination's own pages went away with the move.
+    sub_mapped(len);
+    true
+}
+
 /// How freed memory is returned to the OS.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum PurgeKind {
