@@ -118,7 +118,9 @@ pub fn usage() -> (usize, usize) {
 
 /// Takes cached memory for `len` bytes: the smallest cached range that fits, split if it is
 /// bigger (the rest stays cached); else, when `or_smaller`, the largest range that does not
-/// fit, for the caller to grow. None if the cache has neither.
+/// fit, for the caller to grow. None if the cache has neither. Without `or_smaller`, the range
+/// is never shorter than `len`; with it, a range may be shorter even when one fitted (another
+/// thread refilled the slot meanwhile), so the caller checks.
 pub fn take(len: usize, or_smaller: bool) -> Option<Range> {
     for _ in 0..TRIES {
         let mut best: Option<(usize, usize)> = None;
@@ -141,7 +143,14 @@ pub fn take(len: usize, or_smaller: bool) -> Option<Range> {
         if !s.claim() {
             continue;
         }
-        return Some(s.take_front(s.range(), len));
+        let c = s.range();
+        if c.len < len && !or_smaller {
+            // The slot was emptied and filled again with a shorter range since the walk saw
+            // it: put it back and look again.
+            s.state.store(FULL, Release);
+            continue;
+        }
+        return Some(s.take_front(c, len));
     }
     None
 }
