@@ -198,7 +198,8 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, usize) {
             // cover is faulted afresh.
             let m = map_fresh(len);
             if !m.is_null() {
-                dirty = fill_from_cache(m as usize, len, limit);
+                // SAFETY: `m` is the fresh mapping just made, which nothing else knows.
+                dirty = unsafe { fill_from_cache(m as usize, len, limit) };
                 got = Some(Range {
                     base: m as usize,
                     len,
@@ -279,7 +280,11 @@ fn move_step(m: usize, len: usize) -> usize {
 /// Moves the pages of cached ranges onto the fresh, untouched range `m..m+len`, from its start:
 /// the best fit for what is left, else the longest shorter range, at most `FILL_PIECES` of
 /// them. Returns how many leading bytes were filled (they hold old contents; the rest is zero).
-fn fill_from_cache(m: usize, len: usize, limit: usize) -> usize {
+///
+/// # Safety
+/// `m..m+len` is page-aligned, part of a mapping of ours that nothing else uses, and holds no
+/// data anyone needs (its pages are replaced).
+unsafe fn fill_from_cache(m: usize, len: usize, limit: usize) -> usize {
     let step = move_step(m, len);
     let mut off = 0;
     for _ in 0..FILL_PIECES {
@@ -293,9 +298,10 @@ fn fill_from_cache(m: usize, len: usize, limit: usize) -> usize {
         let moved = if n == 0 || c.base % step != 0 {
             0
         } else {
-            // SAFETY: `c` left the cache, so it is ours and unused; `m + off..m + off + n`
-            // lies in the fresh range, untouched; both are page-aligned and disjoint.
-            move_pages(c.base, n, m + off, step)
+            // SAFETY: `c` left the cache, so it is ours and unused, and page-aligned;
+            // `m + off..m + off + n` lies in the caller's range (this fn's contract); a cached
+            // range and a range in use are disjoint.
+            unsafe { move_pages(c.base, n, m + off, step) }
         };
         if moved < c.len {
             retire(
@@ -318,10 +324,12 @@ fn fill_from_cache(m: usize, len: usize, limit: usize) -> usize {
 /// by piece, since one mremap refuses a range that spans several kernel mappings; the bytes
 /// moved, from the start.
 ///
-/// `src..src+n` and `dst..dst+n` are ours, page-aligned, disjoint and unused: a range taken
-/// from the cache or a block's own mapping, and part of a fresh mapping.
-fn move_pages(src: usize, n: usize, dst: usize, step: usize) -> usize {
-    // SAFETY: the caller's ranges, as documented.
+/// # Safety
+/// `src..src+n` and `dst..dst+n` are ours, page-aligned, disjoint and used by nothing else (a
+/// range taken from the cache or a block's own mapping, and part of a fresh mapping); what
+/// `dst` held is lost.
+unsafe fn move_pages(src: usize, n: usize, dst: usize, step: usize) -> usize {
+    // SAFETY: this fn's contract, which `move_onto` asks for.
     if unsafe { os::move_onto(src, n, dst) } {
         return n;
     }
@@ -329,7 +337,7 @@ fn move_pages(src: usize, n: usize, dst: usize, step: usize) -> usize {
         return 0;
     }
     let mut done = 0;
-    // SAFETY: as above, piece by piece.
+    // SAFETY: as above, for a piece of each range.
     while done < n && unsafe { os::move_onto(src + done, step, dst + done) } {
         done += step;
     }
@@ -341,13 +349,17 @@ fn move_pages(src: usize, n: usize, dst: usize, step: usize) -> usize {
 /// much as `m` holds, 2 MiB at a time (its mappings meet on 2 MiB boundaries), copying what does
 /// not move; then the rest of a longer `m` is filled from the cache. `e`'s range is gone
 /// afterwards (moved away or unmapped).
-fn move_into(e: Mapping, m: Mapping) {
+///
+/// # Safety
+/// `e` is a block's mapping whose record was taken (nothing else refers to it), and `m` a fresh
+/// mapping of ours that nothing else uses yet.
+unsafe fn move_into(e: Mapping, m: Mapping) {
     let keep = e.len.min(m.len);
     let step = move_step(e.base, keep).min(move_step(m.base, m.len));
-    let moved = move_pages(e.base, keep, m.base, step);
-    // SAFETY: `e` is the block's mapping, ours alone (its record was taken); its part past
-    // `moved` is still in place, and `m.base + moved..m.base + keep` lies in the fresh mapping:
-    // distinct, both mapped. What stays of `e` is unmapped once copied.
+    // SAFETY: this fn's contract: both are ours alone, page-aligned and disjoint.
+    let moved = unsafe { move_pages(e.base, keep, m.base, step) };
+    // SAFETY: as above; `e`'s part past `moved` is still in place, and `m.base + moved..m.base
+    // + keep` lies in `m`: distinct, both mapped. What stays of `e` is unmapped once copied.
     unsafe {
         ptr::copy_nonoverlapping(
             (e.base + moved) as *const u8,
@@ -363,7 +375,8 @@ fn move_into(e: Mapping, m: Mapping) {
     }
     let limit = cache_limit();
     if limit > 0 {
-        fill_from_cache(m.base + e.len, m.len - e.len, limit);
+        // SAFETY: `m`'s part past `e.len` is fresh, ours alone (this fn's contract) and empty.
+        unsafe { fill_from_cache(m.base + e.len, m.len - e.len, limit) };
     }
 }
 
@@ -463,7 +476,9 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
                 len,
             };
             if record_or_release(mm.base, mm) {
-                move_into(e, mm);
+                // SAFETY: `e`'s record was taken above; `mm` is the fresh mapping just made,
+                // recorded but not handed out yet.
+                unsafe { move_into(e, mm) };
                 return Realloc::Done(m);
             }
             // SAFETY: the fresh mapping, never handed out.
@@ -497,7 +512,9 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
         // The grown part is fresh and untouched: cached pages move in rather than fault.
         let limit = cache_limit();
         if limit > 0 {
-            fill_from_cache(q as usize + e.len, len - e.len, limit);
+            // SAFETY: mremap just added `q + e.len..q + len` to the block, which is not handed
+            // back yet: fresh pages nobody uses.
+            unsafe { fill_from_cache(q as usize + e.len, len - e.len, limit) };
         }
     }
     Realloc::Done(q)
