@@ -338,26 +338,23 @@ if selected awk; then
 fi
 
 # ------------------------------------------------------------------ a JVM, Node.js, git
-if selected java_threads; then
-    if ! command -v java >/dev/null || ! java -version >/dev/null 2>&1; then
-        hk_skip java_threads "java not installed"
-    else
-        # the single-file source launcher: javac's compiler runs under the library too
-        run_pair java_threads -- java -Xmx256m tests/real/Threads.java
-        grep -q '^threads: done' "$LOGS/java_threads.with.out" || WHY="${WHY:+$WHY; }output incomplete"
-        report_pair java_threads
+# program_check NAME TOOL DONE -- CMD...: skipped without TOOL; else CMD runs without and with
+# the library, and the run with it must also end with the line DONE.
+program_check() {
+    local name=$1 tool=$2 done=$3
+    shift 4
+    selected "$name" || return 0
+    if ! command -v "$tool" >/dev/null || ! "$tool" --version >/dev/null 2>&1; then
+        hk_skip "$name" "$tool not installed"
+        return 0
     fi
-fi
-
-if selected node_workers; then
-    if ! command -v node >/dev/null; then
-        hk_skip node_workers "node not installed"
-    else
-        run_pair node_workers -- node tests/real/workers.js
-        grep -q '^workers: done' "$LOGS/node_workers.with.out" || WHY="${WHY:+$WHY; }output incomplete"
-        report_pair node_workers
-    fi
-fi
+    run_pair "$name" -- "$@"
+    grep -qx "$done" "$LOGS/$name.with.out" || WHY="${WHY:+$WHY; }output incomplete"
+    report_pair "$name"
+}
+# the single-file source launcher: javac's compiler runs under the library too
+program_check java_threads java 'threads: done' -- java -Xmx256m tests/real/Threads.java
+program_check node_workers node 'workers: done' -- node tests/real/workers.js
 
 if selected git; then
     if ! command -v git >/dev/null || ! git rev-parse --git-dir >/dev/null 2>&1; then

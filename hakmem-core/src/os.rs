@@ -206,18 +206,28 @@ fn remapped(q: *mut libc::c_void, old: usize, new: usize) -> *mut u8 {
 /// `p..p+old` must be a whole mapping made by this module, and `to..to+new` address space that
 /// this process does not use (whatever is mapped there is replaced).
 pub unsafe fn remap_to(p: *mut u8, old: usize, new: usize, to: usize) -> *mut u8 {
-    MREMAP_CALLS.fetch_add(1, Relaxed);
     // SAFETY: this fn's contract: the source is ours and the destination unused.
-    let q = unsafe {
+    let q = unsafe { remap_fixed(p as usize, old, new, to) };
+    remapped(q, old, new)
+}
+
+/// mremap of `src..src+old` to `to..to+new` (MREMAP_MAYMOVE | MREMAP_FIXED), counted; the raw
+/// result.
+///
+/// # Safety
+/// As for `remap_to`.
+unsafe fn remap_fixed(src: usize, old: usize, new: usize, to: usize) -> *mut libc::c_void {
+    MREMAP_CALLS.fetch_add(1, Relaxed);
+    // SAFETY: this fn's contract.
+    unsafe {
         libc::mremap(
-            p as *mut libc::c_void,
+            src as *mut libc::c_void,
             old,
             new,
             libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
             to as *mut libc::c_void,
         )
-    };
-    remapped(q, old, new)
+    }
 }
 
 /// Moves the pages of `src..src+len` onto `dst..dst+len`, which lies inside a mapping of ours
@@ -227,17 +237,8 @@ pub unsafe fn remap_to(p: *mut u8, old: usize, new: usize, to: usize) -> *mut u8
 /// # Safety
 /// Both ranges are ours, disjoint, page-aligned, and nothing else uses either.
 pub unsafe fn move_onto(src: usize, len: usize, dst: usize) -> bool {
-    MREMAP_CALLS.fetch_add(1, Relaxed);
-    // SAFETY: this fn's contract.
-    let q = unsafe {
-        libc::mremap(
-            src as *mut libc::c_void,
-            len,
-            len,
-            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-            dst as *mut libc::c_void,
-        )
-    };
+    // SAFETY: this fn's contract: the source is ours, the destination ours to replace.
+    let q = unsafe { remap_fixed(src, len, len, dst) };
     if q == libc::MAP_FAILED {
         return false;
     }
