@@ -189,35 +189,42 @@ pub fn alloc(size: usize, align: usize) -> (*mut u8, usize) {
         evict(limit);
     }
     if extra == 0 && limit > 0 {
-        if let Some(c) = large_cache::take(len, false) {
-            got = Some(c);
-            dirty = len;
-        } else if len >= os::HUGE && large_cache::usage().0 > 0 {
-            // No cached range is long enough: a fresh range, filled from its start with the
-            // pages of cached ones (moved, not copied), so that only what the cache cannot
-            // cover is faulted afresh.
-            let m = map_fresh(len);
-            if !m.is_null() {
-                // SAFETY: `m` is the fresh mapping just made, which nothing else knows.
-                dirty = unsafe { fill_from_cache(m as usize, len, limit) };
-                got = Some(Range {
-                    base: m as usize,
-                    len,
-                });
+        if len >= os::HUGE {
+            if let Some(c) = large_cache::take(len, false) {
+                got = Some(c);
+                dirty = len;
+            } else if large_cache::usage().0 > 0 {
+                // No cached range is long enough: a fresh range, filled from its start with
+                // the pages of cached ones (moved, not copied), so that only what the cache
+                // cannot cover is faulted afresh.
+                let m = map_fresh(len);
+                if !m.is_null() {
+                    // SAFETY: `m` is the fresh mapping just made, which nothing else knows.
+                    dirty = unsafe { fill_from_cache(m as usize, len, limit) };
+                    got = Some(Range {
+                        base: m as usize,
+                        len,
+                    });
+                }
             }
         } else if let Some(c) = large_cache::take(len, true) {
-            // SAFETY: `c` is a cached range of ours that nothing uses.
-            let q = unsafe { os::remap(c.base as *mut u8, c.len, len) };
-            if q.is_null() {
-                // mremap refuses ranges merged from separate kernel mappings: keep it
-                // cached and map afresh.
-                retire(c, limit);
+            if c.len >= len {
+                got = Some(c);
+                dirty = len;
             } else {
-                got = Some(Range {
-                    base: q as usize,
-                    len,
-                });
-                dirty = c.len;
+                // SAFETY: `c` is a cached range of ours that nothing uses.
+                let q = unsafe { os::remap(c.base as *mut u8, c.len, len) };
+                if q.is_null() {
+                    // mremap refuses ranges merged from separate kernel mappings: keep it
+                    // cached and map afresh.
+                    retire(c, limit);
+                } else {
+                    got = Some(Range {
+                        base: q as usize,
+                        len,
+                    });
+                    dirty = c.len;
+                }
             }
         }
         if dirty > 0 {
@@ -465,7 +472,7 @@ pub fn realloc(p: *mut u8, size: usize) -> Realloc {
     let saved_errno = os::errno();
     // SAFETY: the record was taken; the mapping is ours alone until recorded again.
     let q = unsafe { os::remap(e.base as *mut u8, e.len, len) };
-    if q.is_null() && e.len >= os::HUGE && e.len % os::HUGE == 0 && e.base % os::HUGE == 0 {
+    if q.is_null() && e.len >= os::HUGE && move_step(e.base, e.len) == os::HUGE {
         // A block whose pages came from several cached ranges: into a fresh mapping, recorded
         // first (so that a failure leaves the block where it is), its pages moved piece by piece.
         os::set_errno(saved_errno);
