@@ -64,6 +64,19 @@ pub static BIN_OFFSET_LUT: [u16; LUT_MAX / 16 + 1] = {
     t
 };
 
+/// Past `LUT_MAX` every class boundary is a multiple of 256 bytes, so `(size - 1) >> 8` picks
+/// one class: `MID_LUT[(size - 1) >> 8]` is the class of `LUT_MAX < size <= MAX_SMALL`.
+const MID_SHIFT: usize = 8;
+static MID_LUT: [u8; MAX_SMALL >> MID_SHIFT] = {
+    let mut t = [0u8; MAX_SMALL >> MID_SHIFT];
+    let mut i = LUT_MAX >> MID_SHIFT;
+    while i < t.len() {
+        t[i] = calc_class_of((i + 1) << MID_SHIFT) as u8;
+        i += 1;
+    }
+    t
+};
+
 /// The class for `size` (which must be at most `MAX_SMALL`).
 #[inline]
 pub fn class_of(size: usize) -> usize {
@@ -71,7 +84,7 @@ pub fn class_of(size: usize) -> usize {
     if size <= LUT_MAX {
         SMALL_LUT[(size + 15) >> 4] as usize
     } else {
-        calc_class_of(size)
+        MID_LUT[(size - 1) >> MID_SHIFT] as usize
     }
 }
 
@@ -131,6 +144,18 @@ mod tests {
                     class_size(c - 1) < size.max(1),
                     "size {size} not smallest class"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn the_tables_agree_with_the_computed_class() {
+        for size in 0..=MAX_SMALL {
+            assert_eq!(class_of(size), calc_class_of(size), "size {size}");
+        }
+        for c in 0..NUM_CLASSES {
+            if class_size(c) > LUT_MAX {
+                assert_eq!(class_size(c) % (1 << MID_SHIFT), 0, "class {c}");
             }
         }
     }
