@@ -6,7 +6,7 @@ use crate::freelist::{self, NIL};
 use crate::policy;
 use crate::pool::POOL;
 use crate::remote_list;
-use crate::size_class::{class_size, kind_of, NUM_CLASSES};
+use crate::size_class::{class_size, kind_of, KIND_BIG, NUM_CLASSES};
 use crate::slab::*;
 use crate::slab_cache::SlabCache;
 use crate::superslab;
@@ -47,6 +47,8 @@ pub struct Heap {
     pub slab_cache: SlabCache,
     pub next_all: *mut Heap,
     pub next_dead: *mut Heap,
+    /// When the owner last gave its empty slabs back before a new mapping (`reclaim`).
+    pub last_reclaim: u64,
     pub attached: AtomicBool,
 }
 
@@ -72,6 +74,7 @@ impl Heap {
             slab_cache: SlabCache::new(),
             next_all: ptr::null_mut(),
             next_dead: ptr::null_mut(),
+            last_reclaim: 0,
             attached: AtomicBool::new(false),
         }
     }
@@ -374,12 +377,32 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
         }
     }
     // SAFETY: the caller owns `heap`, so its slab cache.
-    let mut s = unsafe { SlabCache::take(ptr::addr_of_mut!((*heap).slab_cache), kind_of(c)) };
+    let sc = unsafe { ptr::addr_of_mut!((*heap).slab_cache) };
+    // SAFETY: as above.
+    let mut s = unsafe { SlabCache::take(sc, kind_of(c), false) };
+    if s.is_null() {
+        // Nothing free of this kind in the pool and no empty SuperSlab: before a new mapping,
+        // what this heap holds empty goes back, so that SuperSlabs a phase of other sizes
+        // emptied are formatted for this one instead of staying resident beside new ones
+        // (`tests/phase_reuse.rs`). Not for the big kind, whose slab is a whole SuperSlab:
+        // giving the small and medium slabs back for each of those only made them come and go
+        // (random_mixed_256k's peak RSS rose by a fifth).
+        // SAFETY: the caller owns `heap`; no reference into it is live here.
+        unsafe {
+            let now = crate::os::now_ms();
+            if kind_of(c) != KIND_BIG && now.wrapping_sub((*heap).last_reclaim) >= RECLAIM_EVERY_MS
+            {
+                (*heap).last_reclaim = now;
+                reclaim(heap);
+            }
+            s = SlabCache::take(sc, kind_of(c), true);
+        }
+    }
     // SAFETY: the caller owns `heap`, and no reference into it is live here.
     if s.is_null() && unsafe { crate::pool::release_for_refill(heap) } > 0 {
         // Out of memory or address space: what was cached went back; one more try.
         // SAFETY: as above.
-        s = unsafe { SlabCache::take(ptr::addr_of_mut!((*heap).slab_cache), kind_of(c)) };
+        s = unsafe { SlabCache::take(sc, kind_of(c), true) };
     }
     if s.is_null() {
         return ptr::null_mut();
@@ -622,6 +645,82 @@ pub unsafe fn attach(tc: *mut ThreadCache) -> *mut Heap {
     heap
 }
 
+/// How often at most a heap gives its empty slabs back before a new mapping: a program that
+/// moves between sizes all the time would otherwise reformat SuperSlabs back and forth.
+const RECLAIM_EVERY_MS: u64 = 20;
+
+/// Hands the blocks of `bin` back to its current slab, which stops being current and is
+/// classified (an empty one is retired).
+///
+/// # Safety
+/// The caller owns `heap` and `bin` is one of its bins, with a current slab.
+unsafe fn flush_bin(heap: *mut Heap, bin: *mut Bin) {
+    // SAFETY: the caller owns `bin` (this fn's contract); its list is handed back below.
+    let (s, list) = unsafe { ((*bin).slab, (*bin).free) };
+    // SAFETY: as above.
+    unsafe { Bin::clear(bin) };
+    if list != NIL {
+        // SAFETY: `s` was the bin's current slab, so it belongs to `heap`: its owner-side
+        // fields and the links of the bin's free blocks are the caller's.
+        unsafe {
+            let (n, tail) = list_len_tail(s, list);
+            freelist::set_next(tail, (*s).local_free);
+            (*s).local_free = list;
+            (*s).used -= n;
+        }
+    }
+    // SAFETY: the caller owns `heap` and `s` belongs to it.
+    unsafe { classify(heap, s) };
+}
+
+/// Gives every empty slab `heap` holds back to the pool, its bins' current slabs included when
+/// all their blocks are free (a bin whose slab has blocks in use keeps it).
+///
+/// # Safety
+/// The caller owns `heap` and holds no reference into it.
+#[cold]
+#[inline(never)]
+unsafe fn reclaim(heap: *mut Heap) {
+    for c in 0..NUM_CLASSES {
+        // SAFETY: the caller owns `heap` (this fn's contract), hence its bins and their slabs'
+        // owner-side fields.
+        unsafe {
+            let bin = ptr::addr_of_mut!((*Heap::bins(heap))[c]);
+            let s = (*bin).slab;
+            if !s.is_null() && bin_holds_all(bin, s) {
+                flush_bin(heap, bin);
+            }
+        }
+    }
+    // SAFETY: as above.
+    unsafe { release_caches(heap) };
+}
+
+/// Whether every block `s` has in use is in `bin` (its current slab): then the slab is empty
+/// once the bin is flushed.
+///
+/// # Safety
+/// The caller owns `bin`, and `s` is its current slab.
+unsafe fn bin_holds_all(bin: *mut Bin, s: *mut Slab) -> bool {
+    // SAFETY: the caller owns `bin` and `s` (this fn's contract).
+    unsafe {
+        if (*s).thread_free.load(Relaxed) != 0 {
+            return false;
+        }
+        let used = (*s).used as usize;
+        let mut n = 0;
+        let mut i = (*bin).free;
+        while i != NIL && n <= used {
+            if i >= (*s).carved.load(Relaxed) {
+                return false; // a bad link: the slow path reports it later
+            }
+            n += 1;
+            i = freelist::next_of((*s).block_at(i));
+        }
+        n == used
+    }
+}
+
 /// Flushes a thread's bins back into its slabs, releases its empty slabs and parks its heap.
 /// Frees that arrive later from this thread take the remote path; allocations go to the
 /// shared heap.
@@ -645,25 +744,10 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
             let s = (*bin).slab;
             (bin, s)
         };
-        if s.is_null() {
-            continue;
+        if !s.is_null() {
+            // SAFETY: called on the owning thread, so it owns `heap` and `bin`.
+            unsafe { flush_bin(heap, bin) };
         }
-        // SAFETY: `bin` is this thread's own bin.
-        let list = unsafe { (*bin).free };
-        // SAFETY: as above; its list is handed back to the slab below.
-        unsafe { Bin::clear(bin) };
-        if list != NIL {
-            // SAFETY: `s` was the bin's current slab, so it belongs to `heap`: its owner-side
-            // fields and the links of the bin's free blocks are this thread's.
-            unsafe {
-                let (n, tail) = list_len_tail(s, list);
-                freelist::set_next(tail, (*s).local_free);
-                (*s).local_free = list;
-                (*s).used -= n;
-            }
-        }
-        // SAFETY: this thread owns `heap` and `s` belongs to it.
-        unsafe { classify(heap, s) };
     }
     // SAFETY: this thread owns `heap`, its lists, slab cache and the slabs on them.
     unsafe {

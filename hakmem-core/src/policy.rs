@@ -93,7 +93,7 @@ pub static OPTIONS: &[OptDef] = &[
         opt: Opt::PurgeDelayMs,
         name: "HAKMEM_PURGE_DELAY_MS",
         kind: Kind::Int { min: 0, max: 600_000 },
-        defaults: [1000, 10, 0],
+        defaults: [1000, 100, 0],
         help: "how long free slabs stay resident before their pages go back to the OS (0: at once)",
     },
     OptDef {

@@ -48,9 +48,10 @@ pub static SLABS_IN_USE: AtomicUsize = AtomicUsize::new(0);
 pub static SLABS_ACQUIRED: AtomicUsize = AtomicUsize::new(0);
 pub static SLABS_REUSED: AtomicUsize = AtomicUsize::new(0);
 
-/// Moves up to `want` free slabs of `kind` into `out` (from the pool, an empty SuperSlab, or a
-/// new one) under one lock; fewer (none) only when out of memory.
-pub fn acquire_slabs(kind: usize, want: usize, out: &mut SlabList) {
+/// Moves up to `want` free slabs of `kind` into `out` (from the pool, an empty SuperSlab, or,
+/// with `may_map`, a new one) under one lock; fewer (none) only when out of memory, or when
+/// a new SuperSlab would be needed and `may_map` is false.
+pub fn acquire_slabs(kind: usize, want: usize, out: &mut SlabList, may_map: bool) {
     let mut p = POOL.lock();
     let mut got = 0;
     // SAFETY: the pool lock is held; every slab and SuperSlab in it is mapped.
@@ -65,6 +66,9 @@ pub fn acquire_slabs(kind: usize, want: usize, out: &mut SlabList) {
             }
             let ss = p.take_empty_ss(kind);
             let ss = if ss.is_null() {
+                if !may_map {
+                    break;
+                }
                 drop(p);
                 let fresh = superslab::map(false);
                 p = POOL.lock();

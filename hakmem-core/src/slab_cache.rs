@@ -42,11 +42,13 @@ impl SlabCache {
         }
     }
 
-    /// A free slab of `kind`: from cache `sc`, else a batch from the pool. Null if out of memory.
+    /// A free slab of `kind`: from cache `sc`, else a batch from the pool (which maps a new
+    /// SuperSlab for it only with `may_map`). Null if out of memory, or if a new SuperSlab is
+    /// needed and `may_map` is false.
     ///
     /// # Safety
     /// `sc` is the cache of a heap the caller owns.
-    pub unsafe fn take(sc: *mut SlabCache, kind: usize) -> *mut Slab {
+    pub unsafe fn take(sc: *mut SlabCache, kind: usize, may_map: bool) -> *mut Slab {
         // SAFETY: the caller owns the cache's heap (this fn's contract), so this list and its
         // slabs (free slabs of mapped SuperSlabs) are touched by no other thread; the counters
         // are atomic.
@@ -54,7 +56,7 @@ impl SlabCache {
             let list = &mut (*sc).lists[kind];
             if list.len == 0 {
                 let want = cap(kind).div_ceil(2).max(1);
-                pool::acquire_slabs(kind, want, list);
+                pool::acquire_slabs(kind, want, list, may_map);
                 add_single_writer(&(*sc).grabs, 1);
             } else {
                 add_single_writer(&(*sc).hits, 1);
