@@ -376,34 +376,8 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
             break;
         }
     }
-    // SAFETY: the caller owns `heap`, so its slab cache.
-    let sc = unsafe { ptr::addr_of_mut!((*heap).slab_cache) };
-    // SAFETY: as above.
-    let mut s = unsafe { SlabCache::take(sc, kind_of(c), false) };
-    if s.is_null() {
-        // Nothing free of this kind in the pool and no empty SuperSlab: before a new mapping,
-        // what this heap holds empty goes back, so that SuperSlabs a phase of other sizes
-        // emptied are formatted for this one instead of staying resident beside new ones
-        // (`tests/phase_reuse.rs`). Not for the big kind, whose slab is a whole SuperSlab:
-        // giving the small and medium slabs back for each of those only made them come and go
-        // (random_mixed_256k's peak RSS rose by a fifth).
-        // SAFETY: the caller owns `heap`; no reference into it is live here.
-        unsafe {
-            let now = crate::os::now_ms();
-            if kind_of(c) != KIND_BIG && now.wrapping_sub((*heap).last_reclaim) >= RECLAIM_EVERY_MS
-            {
-                (*heap).last_reclaim = now;
-                reclaim(heap);
-            }
-            s = SlabCache::take(sc, kind_of(c), true);
-        }
-    }
     // SAFETY: the caller owns `heap`, and no reference into it is live here.
-    if s.is_null() && unsafe { crate::pool::release_for_refill(heap) } > 0 {
-        // Out of memory or address space: what was cached went back; one more try.
-        // SAFETY: as above.
-        s = unsafe { SlabCache::take(sc, kind_of(c), true) };
-    }
+    let s = unsafe { take_slab(heap, c) };
     if s.is_null() {
         return ptr::null_mut();
     }
@@ -413,6 +387,41 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
         format_slab(s, c, heap);
         install(heap, c, s);
         pop_checked(bin)
+    }
+}
+
+/// A free slab for class `c` from the heap's slab cache or the pool. When the pool would have to
+/// map a new SuperSlab, what this heap holds empty goes back first, so that SuperSlabs a phase
+/// of other sizes emptied are formatted for this one instead of staying resident beside new
+/// ones (`tests/phase_reuse.rs`); at most every `RECLAIM_EVERY_MS`, and not for the big kind,
+/// whose slab is a whole SuperSlab: giving the small and medium slabs back for each of those
+/// only made them come and go (random_mixed_256k's peak RSS rose by a fifth). When even a new
+/// mapping fails, everything cached goes back and it tries once more. Null when out of memory.
+///
+/// # Safety
+/// The caller owns `heap` and holds no reference into it.
+#[cold]
+#[inline(never)]
+unsafe fn take_slab(heap: *mut Heap, c: usize) -> *mut Slab {
+    let kind = kind_of(c);
+    // SAFETY: the caller owns `heap` (this fn's contract), so its slab cache and its fields.
+    unsafe {
+        let sc = ptr::addr_of_mut!((*heap).slab_cache);
+        let s = SlabCache::take(sc, kind, false);
+        if !s.is_null() {
+            return s;
+        }
+        let now = crate::os::now_ms();
+        if kind != KIND_BIG && now.wrapping_sub((*heap).last_reclaim) >= RECLAIM_EVERY_MS {
+            (*heap).last_reclaim = now;
+            reclaim(heap);
+        }
+        let s = SlabCache::take(sc, kind, true);
+        if s.is_null() && crate::pool::release_for_refill(heap) > 0 {
+            // Out of memory or address space: what was cached went back; one more try.
+            return SlabCache::take(sc, kind, true);
+        }
+        s
     }
 }
 

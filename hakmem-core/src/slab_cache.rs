@@ -57,7 +57,9 @@ impl SlabCache {
             if list.len == 0 {
                 let want = cap(kind).div_ceil(2).max(1);
                 pool::acquire_slabs(kind, want, list, may_map);
-                add_single_writer(&(*sc).grabs, 1);
+                if list.len > 0 {
+                    add_single_writer(&(*sc).grabs, 1);
+                }
             } else {
                 add_single_writer(&(*sc).hits, 1);
             }

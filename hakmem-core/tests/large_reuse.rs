@@ -29,6 +29,19 @@ fn pages_starting_with(p: *mut u8, n: usize, b: u8) -> usize {
         .count()
 }
 
+/// Asserts that page `i` of `p..p+n` (a live block of at least `n` bytes) starts with `i as u8`,
+/// as marked before `what` moved the block.
+fn assert_page_marks(p: *mut u8, n: usize, what: &str) {
+    for i in 0..n / PAGE {
+        // SAFETY: `p..p+n` is a live block of ours (this fn's contract).
+        assert_eq!(
+            unsafe { *p.add(i * PAGE) },
+            i as u8,
+            "page {i} lost by {what}"
+        );
+    }
+}
+
 /// How many of the process's mappings (/proc/self/maps) overlap `p..p+n`.
 fn kernel_mappings(p: *mut u8, n: usize) -> usize {
     let (lo, hi) = (p as usize, p as usize + n);
@@ -117,26 +130,12 @@ fn a_block_longer_than_any_cached_range_is_made_of_their_pages() {
     // SAFETY: `c` is a live block; realloc frees it on success.
     let g = unsafe { alloc::realloc(c, 40 * MIB) };
     assert!(!g.is_null());
-    for i in 0..16 * MIB / PAGE {
-        // SAFETY: `g` is a live block of 40 MiB.
-        assert_eq!(
-            unsafe { *g.add(i * PAGE) },
-            i as u8,
-            "page {i} lost by realloc"
-        );
-    }
+    assert_page_marks(g, 16 * MIB, "realloc");
     // ... and shrinks it.
     // SAFETY: as above.
     let s = unsafe { alloc::realloc(g, 4 * MIB) };
     assert!(!s.is_null());
-    for i in 0..4 * MIB / PAGE {
-        // SAFETY: `s` is a live block of 4 MiB.
-        assert_eq!(
-            unsafe { *s.add(i * PAGE) },
-            i as u8,
-            "page {i} lost by shrinking"
-        );
-    }
+    assert_page_marks(s, 4 * MIB, "shrinking");
     free(s);
     free(between);
 
