@@ -249,8 +249,9 @@ unsafe fn send(blocks: &[usize]) {
                 freelist::set_next(tail, old)
             })
         } {
-            // SAFETY: this push set NOTIFIED, so `s` is in no queue, and it stays `heap`'s
-            // until its consumer clears the bit (see `remote::free_remote`).
+            // SAFETY: this push set NOTIFIED, so `s` is in no queue, and it stays owned (by
+            // `heap`, or by a heap that took it over, to which `heap` passes it on) until its
+            // consumer clears the bit (see `remote::free_remote`).
             unsafe { remote_list::enqueue(&(*heap).remote_slabs, s) };
         }
         i = j;

@@ -1,6 +1,7 @@
 //! Heaps: the owner side of slabs. A thread's heap refills its bins from its current slab,
-//! its partial slabs, its remote queue, and the global pool, in that order. Heaps are never
-//! freed: when a thread exits its heap is flushed and parked, and the next new thread adopts it.
+//! its partial slabs, its remote queue, the partial slabs of parked heaps, and the global pool,
+//! in that order. Heaps are never freed: when a thread exits its heap is flushed and parked,
+//! and the next new thread adopts it.
 
 use crate::freelist::{self, NIL};
 use crate::policy;
@@ -16,7 +17,8 @@ use core::ptr;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
 
 /// A heap. Its owner is the thread attached to it, the holder of the shared heap's lock (for
-/// `SHARED`), or the pool lock's holder while it is parked. Who touches which field:
+/// `SHARED`), the pool lock's holder while it is parked, or the thread that took it off the
+/// dead list to take over its slabs (`adopt_parked`). Who touches which field:
 ///
 /// - Owner-only: `partial`, `empty`, `own_bins` (but for their counters), the slab cache's
 ///   lists. Reached through raw pointers or `&mut` to these fields alone, never `&mut Heap`.
@@ -106,11 +108,14 @@ impl Default for Heap {
 }
 
 /// Whether the calling thread owns `heap` (for debug assertions): it is the thread's own heap,
-/// or the shared heap while its lock is held (by this thread, the callers' contracts say).
+/// the shared heap while its lock is held, or a parked heap it took off the dead list (by this
+/// thread, the callers' contracts say).
 fn owns(heap: *mut Heap) -> bool {
     // SAFETY: `thread_cache` is this thread's live cache; only its own `heap` field is read.
     let mine = unsafe { (*crate::tls::thread_cache()).heap };
-    mine == heap || (heap == shared_ptr() && SHARED.is_locked())
+    // SAFETY: heaps are never freed; `attached` is atomic.
+    let parked = heap != shared_ptr() && !unsafe { (*heap).attached.load(Relaxed) };
+    mine == heap || (heap == shared_ptr() && SHARED.is_locked()) || parked
 }
 
 /// Hands out the bin's next block: checks its index against the slab's carved count, turns it
@@ -372,7 +377,7 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
             continue;
         }
         // SAFETY: the caller owns `heap`.
-        if !unsafe { drain_remote(heap) } {
+        if !unsafe { drain_remote(heap) || adopt_parked(heap, c) } {
             break;
         }
     }
@@ -452,14 +457,20 @@ pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
                 (*s).thread_free.load(Relaxed) & NOTIFIED != 0,
                 "a queued slab has NOTIFIED set until its consumer clears it"
             );
-            debug_assert!(
-                (*s).heap.load(Relaxed) == heap,
-                "a slab queued on a heap it does not belong to"
-            );
         }
         // SAFETY: as above; NOTIFIED is still set, so no remote free re-queues `s` (and
         // rewrites its link) before it is read.
         let next = unsafe { remote_list::next(s) };
+        // SAFETY: as above; `heap` is atomic.
+        let owner = unsafe { (*s).heap.load(Acquire) };
+        if owner != heap {
+            // A slab taken over from this (parked) heap after a freeing thread had read its
+            // old owner: still NOTIFIED, so in no other queue; it goes on to its owner's.
+            // SAFETY: heaps are never freed; NOTIFIED stays set, so `s` is in no queue.
+            unsafe { remote_list::enqueue(&(*owner).remote_slabs, s) };
+            s = next;
+            continue;
+        }
         // SAFETY: as above; `thread_free` is taken atomically.
         let r = unsafe { remote_list::take_and_clear(&(*s).thread_free) };
         let list = r.head;
@@ -623,6 +634,7 @@ pub unsafe fn attach(tc: *mut ThreadCache) -> *mut Heap {
                 p.dead_heaps = (*h).next_dead;
                 SlabCache::unpark(ptr::addr_of_mut!((*h).slab_cache), &mut p);
             }
+            PARKED.fetch_sub(1, Relaxed);
             h
         } else {
             let h = p.meta.alloc(core::mem::size_of::<Heap>()) as *mut Heap;
@@ -779,6 +791,101 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
         (*heap).next_dead = p.dead_heaps;
     }
     p.dead_heaps = heap;
+    PARKED.fetch_add(1, Relaxed);
+}
+
+/// Heaps on the pool's dead list (a hint read without the lock).
+static PARKED: AtomicU64 = AtomicU64::new(0);
+
+/// Slabs taken over from parked heaps (statistics).
+pub static ADOPTED_SLABS: AtomicU64 = AtomicU64::new(0);
+
+/// Before `heap` takes a fresh slab of class `c`, it takes over the partial slabs of that class
+/// of the heap parked longest (an exited thread's), after collecting that heap's remote frees.
+/// Blocks other threads free into a parked heap's slabs would otherwise wait there until a new
+/// thread adopts it, while the live threads carve new memory (`oversub_churn`, where the
+/// program joins its threads in start order, kept half its 4 KiB blocks so). Returns whether
+/// any slab came.
+///
+/// A slab changes owners here while blocks of it are live, so a freeing thread may read the old
+/// owner, and queue the slab there after this: `drain_remote` of that heap passes such a slab on
+/// to its owner's queue (its NOTIFIED bit keeps it in one queue at a time).
+///
+/// # Safety
+/// The caller owns `heap` and holds no reference into it.
+#[cold]
+#[inline(never)]
+unsafe fn adopt_parked(heap: *mut Heap, c: usize) -> bool {
+    if heap == shared_ptr() || policy::checked() {
+        return false;
+    }
+    let tries = PARKED.load(Relaxed).min(ADOPT_TRIES);
+    // SAFETY: the caller's promise, passed on.
+    (0..tries).any(|_| unsafe { adopt_from_oldest(heap, c) })
+}
+
+/// Parked heaps `adopt_parked` takes, at most, for one slab.
+const ADOPT_TRIES: u64 = 4;
+
+/// `adopt_parked` from the parked heap that has partial slabs of class `c` or frees waiting,
+/// the one parked longest of those; it goes back at the head of the list. One pool lock when
+/// no parked heap has any.
+///
+/// # Safety
+/// As for `adopt_parked`.
+unsafe fn adopt_from_oldest(heap: *mut Heap, c: usize) -> bool {
+    let h = {
+        let mut p = POOL.lock();
+        let mut found: *mut Heap = ptr::null_mut();
+        let mut found_prev: *mut Heap = ptr::null_mut();
+        let mut prev: *mut Heap = ptr::null_mut();
+        let mut h = p.dead_heaps;
+        // SAFETY: parked heaps belong to the pool, whose lock is held (so their lists are
+        // ours to read); heaps are never freed; the remote queue's head is atomic.
+        unsafe {
+            while !h.is_null() {
+                if (*h).partial[c].len != 0 || !(*h).remote_slabs.load(Relaxed).is_null() {
+                    (found, found_prev) = (h, prev);
+                }
+                prev = h;
+                h = (*h).next_dead;
+            }
+            if found.is_null() {
+                return false;
+            }
+            if found_prev.is_null() {
+                p.dead_heaps = (*found).next_dead;
+            } else {
+                (*found_prev).next_dead = (*found).next_dead;
+            }
+        }
+        PARKED.fetch_sub(1, Relaxed);
+        found
+    };
+    // SAFETY: `h` is off the dead list, so this thread owns it now (as `attach` would); the
+    // caller owns `heap`; both heaps' lists and their slabs' owner-side fields are ours.
+    let got = unsafe {
+        drain_remote(h);
+        let mut got = 0;
+        loop {
+            let s = (*h).partial[c].pop();
+            if s.is_null() {
+                break;
+            }
+            // Published with Release after the owner-side fields it hands over.
+            (*s).heap.store(heap, Release);
+            (*heap).partial[c].push_back(s);
+            got += 1;
+        }
+        got
+    };
+    ADOPTED_SLABS.fetch_add(got, Relaxed);
+    let mut p = POOL.lock();
+    // SAFETY: this thread owns `h`; once on the dead list again it is the pool's.
+    unsafe { (*h).next_dead = p.dead_heaps };
+    p.dead_heaps = h;
+    PARKED.fetch_add(1, Relaxed);
+    got != 0
 }
 
 /// The heap that serves threads after their exit handler ran, and every call in checking mode.

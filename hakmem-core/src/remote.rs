@@ -15,8 +15,10 @@ use core::sync::atomic::{AtomicU64, Ordering::*};
 /// `a` is block `k` of `s` (validated by the caller) and `tc` is this thread's cache.
 #[inline(never)]
 pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) {
-    // The heap is read while the block is still live: the slab cannot change owners before
-    // this block is collected, and it cannot be collected before the push below.
+    // The heap is read while the block is still live, so the slab stays formatted and owned
+    // by some heap until the push below. It may change owners meanwhile (a parked heap's
+    // partial slab taken over by `heap::adopt_parked`): then the old owner's queue gets it and
+    // passes it on (`heap::drain_remote`).
     // SAFETY: `s` is a formatted slab descriptor (it has block `k`), in a SuperSlab that stays
     // mapped while one of its slabs is in use (this block is); `heap` is atomic.
     let heap: *mut Heap = unsafe { (*s).heap.load(Acquire) };
@@ -51,10 +53,11 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) 
     // SAFETY: as above for the link, written before the CAS that publishes the block;
     // `thread_free` is atomic.
     if unsafe { remote_list::push(&(*s).thread_free, k, |old| freelist::set_next(a, old)) } {
-        // SAFETY: a slab with a pending remote free is in use, so it stays mapped; this push set NOTIFIED, so `s` is in no queue. The
-        // owner may already have taken the block (its current slab), but NOTIFIED stays set
-        // until the queue's consumer clears it and a slab whose word is non-zero is never
-        // retired, so `heap` still owns `s`; heaps are never freed.
+        // SAFETY: a slab with a pending remote free is in use, so it stays mapped; this push
+        // set NOTIFIED, so `s` is in no queue. The owner may already have taken the block (its
+        // current slab), but NOTIFIED stays set until the queue's consumer clears it and a slab
+        // whose word is non-zero is never retired, so `s` stays owned (by `heap`, or by the
+        // heap that took it over, to whose queue `heap` passes it on); heaps are never freed.
         unsafe { remote_list::enqueue(&(*heap).remote_slabs, s) };
     }
     // SAFETY: `tc` is this thread's cache (this fn's contract); `c < NUM_CLASSES` since it is

@@ -49,6 +49,8 @@ pub struct Totals {
     pub slabs_in_use: u64,
     pub slabs_acquired: u64,
     pub slabs_reused: u64,
+    /// Partial slabs taken over from parked heaps (`heap::adopt_parked`).
+    pub slabs_adopted: u64,
     pub heaps: u64,
     pub remote_drains: u64,
     pub drained_slabs: u64,
@@ -133,6 +135,7 @@ pub fn collect() -> Totals {
         slabs_in_use: pool::SLABS_IN_USE.load(Relaxed) as u64,
         slabs_acquired: pool::SLABS_ACQUIRED.load(Relaxed) as u64,
         slabs_reused: pool::SLABS_REUSED.load(Relaxed) as u64,
+        slabs_adopted: heap::ADOPTED_SLABS.load(Relaxed),
         heaps: 0,
         remote_drains: 0,
         drained_slabs: 0,
@@ -212,7 +215,7 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
          \"peak_rss_bytes\":{},\"superslabs_mapped\":{},\"superslabs_unmapped\":{},\
          \"superslabs_reused\":{},\"purged_bytes\":{},\"unmapped_bytes\":{},\
          \"large_unmapped_bytes\":{},\"slabs_in_use\":{},\
-         \"slabs_acquired\":{},\"slabs_reused\":{},\"heaps\":{},\"remote_drains\":{},\
+         \"slabs_acquired\":{},\"slabs_reused\":{},\"slabs_adopted\":{},\"heaps\":{},\"remote_drains\":{},\
          \"drained_slabs\":{},\"drained_blocks\":{},\"foreign_returned\":{},\"transfer_batches\":{},\"slab_cache_hits\":{},\"pool_grabs\":{},\
          \"pool_returns\":{},\"locks\":{{\"pool\":{},\"shared\":{}}},\
          \"classes\":[",
@@ -240,6 +243,7 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         t.slabs_in_use,
         t.slabs_acquired,
         t.slabs_reused,
+        t.slabs_adopted,
         t.heaps,
         t.remote_drains,
         t.drained_slabs,
@@ -306,13 +310,14 @@ pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
     )?;
     writeln!(
         w,
-        "  superslabs: {} mapped now, {} ever, {} reused; slabs: {} in use, {} acquired, {} reused; heaps: {}",
+        "  superslabs: {} mapped now, {} ever, {} reused; slabs: {} in use, {} acquired, {} reused, {} taken over from parked heaps; heaps: {}",
         t.superslabs_mapped.saturating_sub(t.superslabs_unmapped),
         t.superslabs_mapped,
         t.superslabs_reused,
         t.slabs_in_use,
         t.slabs_acquired,
         t.slabs_reused,
+        t.slabs_adopted,
         t.heaps
     )?;
     writeln!(
