@@ -50,32 +50,42 @@ const _: () = assert!(crate::remote_list::EMPTY == NIL);
 /// and the owner writes its plain fields at any time.
 #[repr(C, align(64))]
 pub struct Slab {
-    // First cache line: everything `free` reads (validation and routing).
+    // First cache line: what `free` reads (validation and routing), written only when the slab
+    // is formatted (and `carved` when its owner carves), so that the threads that free its
+    // blocks keep it in their caches while its owner frees and allocates.
     pub start: usize,
     pub inv: u64,          // inverse of block_size's odd part mod 2^64 (see `index_of`)
     pub carved: AtomicU64, // blocks carved so far: indices below it are blocks (0 in the pool)
-    pub local_free: u64,   // head index of the owner's frees, NIL when none
     pub heap: AtomicPtr<Heap>,
+    pub check_bits: *mut u64,
     pub block_size: u32,
-    pub used: u32,
+    pub capacity: u32,
     pub class: u8,
-    pub flags: u8,
-    pub bin_offset: u16, // class * size_of::<Bin>(): where free finds the thread's bin
     pub shift: u8,       // trailing zero bits of block_size
+    pub bin_offset: u16, // class * size_of::<Bin>(): where free finds the thread's bin
     pub kind: u8,
     pub index: u8, // slab index in its SuperSlab (< 256)
-    // Second cache line.
-    pub capacity: u32,
-    // Written by other threads.
+    pub(crate) _pad_read: [u8; 10],
+    // Second cache line: written by other threads.
     pub thread_free: AtomicUsize,
     pub next_remote: AtomicPtr<Slab>,
+    pub(crate) _pad_remote: [u8; 48],
+    // Third cache line: the owner's (or the pool lock holder's).
+    pub local_free: u64, // head index of the owner's frees, NIL when none
+    pub used: u32,
+    pub flags: u8,
+    pub purged: bool,
     // List links (partial list, empty cache or global pool) and bookkeeping.
     pub next: *mut Slab,
     pub prev: *mut Slab,
     pub empty_since: u64,
-    pub check_bits: *mut u64,
-    pub purged: bool,
 }
+
+const _: () = {
+    assert!(core::mem::offset_of!(Slab, thread_free) == 64);
+    assert!(core::mem::offset_of!(Slab, local_free) == 128);
+    assert!(core::mem::size_of::<Slab>() == 192);
+};
 
 /// `(inv, shift)` for blocks of `d` bytes: `d = odd << shift`, `inv * odd == 1` (mod 2^64).
 pub const fn index_magic(d: u32) -> (u64, u8) {

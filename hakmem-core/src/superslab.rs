@@ -100,6 +100,8 @@ static DEAD_SLAB: DeadSlab = DeadSlab(Slab {
     empty_since: 0,
     check_bits: ptr::null_mut(),
     purged: false,
+    _pad_read: [0; 10],
+    _pad_remote: [0; 48],
 });
 
 /// Maps and registers a new SuperSlab whose pages all point to the dead slab: in the cage if it
