@@ -23,8 +23,10 @@ pub const CLASSES: usize = 32;
 /// Most blocks in a batch: half a full foreign cache.
 pub const BATCH: usize = 16;
 /// Batches one class keeps (a batch spans at most 16 KiB, half a foreign cache's bytes, so a
-/// class keeps at most 256 KiB).
-const BATCHES: usize = 16;
+/// class keeps at most 64 KiB). Since parked heaps' slabs are taken over (`heap::adopt_parked`),
+/// 16 batches no longer kept oversub_churn leaner, and cost producer/consumer pairs a fifth of
+/// their peak RSS (bench/README.md, "The transfer cache's size").
+const BATCHES: usize = 4;
 
 /// Batches put into the cache (each saved a trip home for its blocks).
 pub static PUT: AtomicU64 = AtomicU64::new(0);
