@@ -788,14 +788,23 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
     // pool's.
     unsafe {
         SlabCache::park(ptr::addr_of_mut!((*heap).slab_cache), &mut p);
-        (*heap).next_dead = p.dead_heaps;
+        push_dead(&mut p, heap);
     }
-    p.dead_heaps = heap;
-    PARKED.fetch_add(1, Relaxed);
 }
 
 /// Heaps on the pool's dead list (a hint read without the lock).
 static PARKED: AtomicU64 = AtomicU64::new(0);
+
+/// Puts `heap` at the head of the dead list, where it becomes the pool's.
+///
+/// # Safety
+/// The caller owns `heap`, which is on no list, and holds the pool lock (`p`).
+unsafe fn push_dead(p: &mut crate::pool::Pool, heap: *mut Heap) {
+    // SAFETY: the caller owns `heap` (this fn's contract).
+    unsafe { (*heap).next_dead = p.dead_heaps };
+    p.dead_heaps = heap;
+    PARKED.fetch_add(1, Relaxed);
+}
 
 /// Slabs taken over from parked heaps (statistics).
 pub static ADOPTED_SLABS: AtomicU64 = AtomicU64::new(0);
@@ -880,11 +889,8 @@ unsafe fn adopt_from_oldest(heap: *mut Heap, c: usize) -> bool {
         got
     };
     ADOPTED_SLABS.fetch_add(got, Relaxed);
-    let mut p = POOL.lock();
-    // SAFETY: this thread owns `h`; once on the dead list again it is the pool's.
-    unsafe { (*h).next_dead = p.dead_heaps };
-    p.dead_heaps = h;
-    PARKED.fetch_add(1, Relaxed);
+    // SAFETY: this thread owns `h`, off every list; the pool lock is held.
+    unsafe { push_dead(&mut POOL.lock(), h) };
     got != 0
 }
 
