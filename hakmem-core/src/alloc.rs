@@ -13,7 +13,7 @@ use crate::large;
 use crate::os::{self, PAGE};
 use crate::policy;
 use crate::report::{report_double_free, report_invalid};
-use crate::size_class::{class_for_aligned, class_of, BIN_OFFSET_LUT, LUT_MAX, MAX_SMALL};
+use crate::size_class::{class_for_aligned, class_of, CLASS_BY_SIZE, LUT_MAX, MAX_SMALL};
 use crate::slab::Slab;
 use crate::superslab;
 use crate::sync::add_single_writer;
@@ -24,10 +24,11 @@ use core::sync::atomic::Ordering::Relaxed;
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
     if size <= LUT_MAX {
-        // SAFETY: `(size + 15) >> 4 <= LUT_MAX / 16`, inside the table; the offset names a bin
-        // of this thread's cache, and a non-null `free` heads a list of blocks it owns.
+        // SAFETY: `size <= LUT_MAX`, inside the table; the class names a bin of this thread's
+        // cache, and a non-null `free` heads a list of blocks it owns.
         unsafe {
-            let off = *BIN_OFFSET_LUT.get_unchecked((size + 15) >> 4) as usize;
+            let c = *CLASS_BY_SIZE.get_unchecked(size) as usize;
+            let off = c * BIN_BYTES;
             let bin = (thread_cache() as *mut u8).add(off) as *mut Bin;
             let b = heap::pop(bin);
             if !b.is_null() {
@@ -38,7 +39,7 @@ pub fn malloc(size: usize) -> *mut u8 {
             if !b.is_null() {
                 return b;
             }
-            return alloc_slow(size, off / BIN_BYTES);
+            return alloc_slow_at(size, off);
         }
     }
     malloc_beyond_lut(size)
@@ -89,6 +90,14 @@ unsafe fn take_local_frees(bin: *mut Bin) -> *mut u8 {
         }
         b as *mut u8
     }
+}
+
+/// `alloc_slow` for the bin at byte offset `off` of the thread cache (the fast path keeps the
+/// offset, not the class, in a register).
+#[cold]
+#[inline(never)]
+fn alloc_slow_at(size: usize, off: usize) -> *mut u8 {
+    alloc_slow(size, off / BIN_BYTES)
 }
 
 #[cold]

@@ -128,21 +128,21 @@ fn owns(heap: *mut Heap) -> bool {
 #[inline(always)]
 pub unsafe fn pop(bin: *mut Bin) -> *mut Block {
     // SAFETY: the caller owns `bin` (this fn's contract), so no other thread touches it.
-    let i = unsafe { (*bin).free };
+    let (i, start, size) = unsafe { ((*bin).free, (*bin).start, (*bin).block_size) };
     // SAFETY: as above.
     if i >= unsafe { (*bin).limit } {
         return ptr::null_mut();
     }
-    // SAFETY: as above.
-    let a = unsafe {
-        (*bin)
-            .start
-            .wrapping_add(i.wrapping_mul((*bin).block_size) as usize)
-    };
+    let a = start.wrapping_add(i.wrapping_mul(size) as usize);
     // SAFETY: `i < limit`, so `a` is a carved block of the bin's slab (in use, so mapped)
     // and free: its link and tag are the bin's to read and rewrite.
     unsafe {
-        (*bin).free = freelist::next_of(a);
+        let n = freelist::next_of(a);
+        (*bin).free = n;
+        // The next block (NIL or a bad index give a harmless address): its link is what the
+        // next pop waits for, and blocks that other threads freed come back cold. Issued
+        // before the tag store, which the compiler cannot prove misses `bin`.
+        prefetch(start.wrapping_add(n.wrapping_mul(size) as usize));
         freelist::clear_tag(a);
     }
     a as *mut Block
@@ -221,7 +221,7 @@ pub unsafe fn take_local_frees(bin: *mut Bin) -> *mut Block {
     // SAFETY: as above, and the caller owns `bin`.
     unsafe {
         (*s).local_free = NIL;
-        (*s).used = (*s).carved.load(Relaxed) as u32;
+        (*s).set_used((*s).carved.load(Relaxed) as u32);
         (*bin).free = h;
         pop(bin)
     }
@@ -242,7 +242,7 @@ unsafe fn format_slab(s: *mut Slab, c: usize, heap: *mut Heap) {
         debug_assert!(
             (*s).heap.load(Relaxed).is_null()
                 && (*s).thread_free.load(Relaxed) == 0
-                && (*s).used == 0,
+                && (*s).used_full == 0,
             "a slab formatted for a heap belongs to another or has blocks in use"
         );
         (*s).block_size = bs;
@@ -251,7 +251,7 @@ unsafe fn format_slab(s: *mut Slab, c: usize, heap: *mut Heap) {
         (*s).class = c as u8;
         (*s).bin_offset = (c * crate::tls::BIN_BYTES) as u16;
         (*s).flags = 0;
-        (*s).used = 0;
+        (*s).used_full = 0;
         (*s).carved.store(0, Relaxed);
         (*s).capacity = (superslab::slab_bytes(s) / bs as usize) as u32;
         debug_assert!(
@@ -306,7 +306,7 @@ unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
     // SAFETY: as above, and the caller owns `heap`, so its bins too.
     unsafe {
         // Every carved block is now user-held or in the bin.
-        (*s).used = (*s).carved.load(Relaxed) as u32;
+        (*s).set_used((*s).carved.load(Relaxed) as u32);
         Bin::set(ptr::addr_of_mut!((*Heap::bins(heap))[c]), s, list);
     }
 }
@@ -343,11 +343,11 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
             }
             if (*cur).carved.load(Relaxed) < (*cur).capacity as u64 {
                 let head = Slab::carve(cur, batch_for(c, (*cur).carved.load(Relaxed)));
-                (*cur).used = (*cur).carved.load(Relaxed) as u32;
+                (*cur).set_used((*cur).carved.load(Relaxed) as u32);
                 Bin::set(bin, cur, head);
                 return pop_checked(bin);
             }
-            (*cur).flags |= IN_FULL;
+            (*cur).set_full(true);
             Bin::clear(bin);
         }
     }
@@ -364,7 +364,7 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
             // `install` requires; the caller owns `bin`.
             unsafe {
                 debug_assert!(
-                    (*s).flags & (IN_PARTIAL | IN_EMPTY) != 0 && (*s).flags & IN_FULL == 0,
+                    (*s).flags & (IN_PARTIAL | IN_EMPTY) != 0 && !(*s).is_full(),
                     "a slab on a partial or empty list is not marked so, or is full"
                 );
                 (*s).flags &= !(IN_PARTIAL | IN_EMPTY);
@@ -490,12 +490,12 @@ pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
                     (*bin).free = list;
                 } else {
                     debug_assert!(
-                        (*s).used >= n,
+                        (*s).used() >= n,
                         "more remote frees collected than blocks in use"
                     );
                     freelist::set_next(tail, (*s).local_free);
                     (*s).local_free = list;
-                    (*s).used -= n;
+                    (*s).sub_used(n);
                 }
             }
         }
@@ -525,25 +525,26 @@ pub unsafe fn classify(heap: *mut Heap, s: *mut Slab) {
             "a slab in the pool is classified by a heap"
         );
         let carved = (*s).carved.load(Relaxed);
-        debug_assert!((*s).used as u64 <= carved && carved <= (*s).capacity as u64);
+        debug_assert!((*s).used() as u64 <= carved && carved <= (*s).capacity as u64);
         let c = (*s).class as usize;
         if (*Heap::bins(heap))[c].slab == s {
             return;
         }
-        if (*s).used == 0 && (*s).thread_free.load(Acquire) == 0 {
+        if (*s).used() == 0 && (*s).thread_free.load(Acquire) == 0 {
             if (*s).flags & IN_PARTIAL != 0 {
                 (*heap).partial[c].remove(s);
             }
-            (*s).flags &= !(IN_PARTIAL | IN_FULL);
+            (*s).flags &= !IN_PARTIAL;
+            (*s).set_full(false);
             retire(heap, s);
         } else if !(*s).has_local_space() {
             if (*s).flags & IN_PARTIAL != 0 {
                 (*heap).partial[c].remove(s);
                 (*s).flags &= !IN_PARTIAL;
             }
-            (*s).flags |= IN_FULL;
+            (*s).set_full(true);
         } else {
-            (*s).flags &= !IN_FULL;
+            (*s).set_full(false);
             if (*s).flags & IN_PARTIAL == 0 {
                 (*s).flags |= IN_PARTIAL;
                 (*heap).partial[c].push_back(s);
@@ -562,11 +563,11 @@ unsafe fn retire(heap: *mut Heap, s: *mut Slab) {
     unsafe {
         let c = (*s).class as usize;
         debug_assert!(
-            (*s).used == 0 && (*s).thread_free.load(Relaxed) == 0,
+            (*s).used_full == 0 && (*s).thread_free.load(Relaxed) == 0,
             "a slab retired with blocks in use or remote frees pending"
         );
         debug_assert!(
-            (*s).flags & (IN_PARTIAL | IN_FULL) == 0 && (*Heap::bins(heap))[c].slab != s,
+            (*s).flags & IN_PARTIAL == 0 && (*Heap::bins(heap))[c].slab != s,
             "a slab retired while on the partial list, marked full, or current"
         );
         if (*s).flags & IN_EMPTY != 0 {
@@ -687,7 +688,7 @@ unsafe fn flush_bin(heap: *mut Heap, bin: *mut Bin) {
             let (n, tail) = list_len_tail(s, list);
             freelist::set_next(tail, (*s).local_free);
             (*s).local_free = list;
-            (*s).used -= n;
+            (*s).sub_used(n);
         }
     }
     // SAFETY: the caller owns `heap` and `s` belongs to it.
@@ -728,7 +729,7 @@ unsafe fn bin_holds_all(bin: *mut Bin, s: *mut Slab) -> bool {
         if (*s).thread_free.load(Relaxed) != 0 {
             return false;
         }
-        let used = (*s).used as usize;
+        let used = (*s).used() as usize;
         let mut n = 0;
         let mut i = (*bin).free;
         while i != NIL && n <= used {
@@ -965,17 +966,60 @@ pub unsafe fn free_local(s: *mut Slab, a: usize, k: u64) -> bool {
         freelist::set_next(a, (*s).local_free);
         (*s).local_free = k;
         debug_assert!(
-            (*s).used > 0,
+            (*s).used() > 0,
             "an owner's free into a slab with no block in use"
         );
         debug_assert!(
             (*s).flags & (IN_EMPTY | IN_POOL) == 0,
             "an owner's free into a slab in the empty cache or the pool"
         );
-        let used = (*s).used - 1;
-        (*s).used = used;
-        used == 0 || (*s).flags & IN_FULL != 0
+        used_dec_was_at_most_one(s)
     }
+}
+
+/// Decrements `s`'s `used_full` and says whether it was at most 1 as an i32: with `FULL` the
+/// sign bit and at least one block in use, whether this free empties the slab or the slab was
+/// full. On x86-64 one `sub` and one `jle` (`sub` sets the flags as `cmp` would, so `jle` tests
+/// the old value; LLVM itself emits load, decrement, store, compare and branch).
+///
+/// # Safety
+/// `s` is a slab the caller owns.
+#[inline(always)]
+unsafe fn used_dec_was_at_most_one(s: *mut Slab) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `s` is a valid slab descriptor whose `used_full` is the caller's alone (this
+    // fn's contract); the asm reads and writes only that word and the flags, and jumps to the
+    // label or falls through.
+    unsafe {
+        core::arch::asm!(
+            "sub dword ptr [{s} + {off}], 1",
+            "jle {slow}",
+            s = in(reg) s,
+            off = const core::mem::offset_of!(Slab, used_full),
+            slow = label { return true; },
+            options(nostack),
+        );
+        false
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: as above.
+    unsafe {
+        let old = (*s).used_full;
+        (*s).used_full = old - 1;
+        (old as i32) <= 1
+    }
+}
+
+/// Asks the CPU to fetch the line at `a` (any address: a prefetch never faults).
+#[inline(always)]
+fn prefetch(a: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch reads nothing the program sees and never faults.
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(a as *const i8)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = a;
 }
 
 #[cfg(test)]

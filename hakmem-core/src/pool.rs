@@ -111,7 +111,7 @@ pub unsafe fn unformat(s: *mut Slab) {
     // in a mapped SuperSlab, which stays mapped while one of its slabs is out of the pool.
     unsafe {
         debug_assert!(
-            (*s).used == 0 && (*s).thread_free.load(Relaxed) == 0,
+            (*s).used_full == 0 && (*s).thread_free.load(Relaxed) == 0,
             "a slab goes back to the pool with live blocks or pending remote frees"
         );
         (*s).carved.store(0, Relaxed); // a stale free of one of its blocks is now reported, not accepted

@@ -41,24 +41,14 @@ pub static CLASS_SIZE: [u32; NUM_CLASSES] = {
     t
 };
 
-/// `SMALL_LUT[(size + 15) >> 4]` is the class of `size` for `size <= LUT_MAX`.
-pub static SMALL_LUT: [u8; LUT_MAX / 16 + 1] = {
-    let mut t = [0u8; LUT_MAX / 16 + 1];
+/// `CLASS_BY_SIZE[size]` is the class of `size` for `size <= LUT_MAX`: indexed by the size
+/// itself, so that the malloc fast path does not round it (1 KiB; mimalloc's table of direct
+/// pages, indexed by words, is as big).
+pub static CLASS_BY_SIZE: [u8; LUT_MAX + 1] = {
+    let mut t = [0u8; LUT_MAX + 1];
     let mut i = 0;
     while i < t.len() {
-        t[i] = calc_class_of(i * 16) as u8;
-        i += 1;
-    }
-    t
-};
-
-/// `BIN_OFFSET_LUT[(size + 15) >> 4]` is the byte offset of `size`'s bin in the thread cache
-/// (class × bin size), which saves the malloc fast path a shift.
-pub static BIN_OFFSET_LUT: [u16; LUT_MAX / 16 + 1] = {
-    let mut t = [0u16; LUT_MAX / 16 + 1];
-    let mut i = 0;
-    while i < t.len() {
-        t[i] = (calc_class_of(i * 16) * crate::tls::BIN_BYTES) as u16;
+        t[i] = calc_class_of(i) as u8;
         i += 1;
     }
     t
@@ -82,7 +72,7 @@ static MID_LUT: [u8; MAX_SMALL >> MID_SHIFT] = {
 pub fn class_of(size: usize) -> usize {
     debug_assert!(size <= MAX_SMALL);
     if size <= LUT_MAX {
-        SMALL_LUT[(size + 15) >> 4] as usize
+        CLASS_BY_SIZE[size] as usize
     } else {
         MID_LUT[(size - 1) >> MID_SHIFT] as usize
     }

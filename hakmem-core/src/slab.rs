@@ -1,6 +1,6 @@
 //! A slab: a run of equal blocks of one size class, owned by one heap.
 //!
-//! Block states: user-held or in the owner's bin (`used` counts both), on `local_free` (freed by
+//! Block states: user-held or in the owner's bin (`used()` counts both), on `local_free` (freed by
 //! the owner), on `thread_free` (freed by other threads, not yet collected), or not yet carved.
 //! Every list links blocks by their index in the slab, encoded (see `freelist`); a list head is
 //! a plain index (`NIL` for none).
@@ -17,11 +17,14 @@ pub struct Block {
     pub tag: u64,
 }
 
-/// Flags.
-pub const IN_FULL: u8 = 1; // every block user-held; in no list
+/// Flags. (Full, every block user-held and the slab on no list, is bit 31 of `used_full`.)
 pub const IN_PARTIAL: u8 = 2; // in the owner's partial list of its class
 pub const IN_EMPTY: u8 = 4; // in the owner's empty-slab cache
 pub const IN_POOL: u8 = 8; // in the global pool of free slabs
+
+/// The full mark in `used_full`: the sign bit, so that `used_full as i32 <= 1` before a
+/// decrement means "the slab is now empty, or it was full".
+pub const FULL: u32 = 1 << 31;
 
 pub use crate::remote_list::{head as tf_head, NOTIFIED};
 const _: () = assert!(crate::remote_list::EMPTY == NIL);
@@ -72,7 +75,9 @@ pub struct Slab {
     pub(crate) _pad_remote: [u8; 48],
     // Third cache line: the owner's (or the pool lock holder's).
     pub local_free: u64, // head index of the owner's frees, NIL when none
-    pub used: u32,
+    /// Blocks user-held or in the owner's bin (`used()`), and `FULL`: one word, so that the
+    /// owner's free decrements it and tests "now empty, or was full" with one signed branch.
+    pub used_full: u32,
     pub flags: u8,
     pub purged: bool,
     // List links (partial list, empty cache or global pool) and bookkeeping.
@@ -180,6 +185,37 @@ impl Slab {
     #[inline]
     pub fn take_remote_keep_flag(&self) -> crate::remote_list::Run {
         crate::remote_list::take_keep_flag(&self.thread_free)
+    }
+
+    /// Blocks user-held or in the owner's bin.
+    #[inline]
+    pub fn used(&self) -> u32 {
+        self.used_full & !FULL
+    }
+
+    /// Sets the count of blocks in use, keeping the full mark.
+    #[inline]
+    pub fn set_used(&mut self, n: u32) {
+        debug_assert!(n < FULL, "a slab with 2^31 blocks in use");
+        self.used_full = n | (self.used_full & FULL);
+    }
+
+    /// `n` blocks came back (collected remote frees, a flushed bin).
+    #[inline]
+    pub fn sub_used(&mut self, n: u32) {
+        debug_assert!(self.used() >= n, "more blocks back than in use");
+        self.used_full -= n;
+    }
+
+    /// Whether the slab is marked full (every block user-held; on no list).
+    #[inline]
+    pub fn is_full(&self) -> bool {
+        self.used_full & FULL != 0
+    }
+
+    #[inline]
+    pub fn set_full(&mut self, full: bool) {
+        self.used_full = self.used() | if full { FULL } else { 0 };
     }
 
     /// Whether a block could be handed out from this slab without collecting remote frees

@@ -85,7 +85,7 @@ static DEAD_SLAB: DeadSlab = DeadSlab(Slab {
     local_free: crate::freelist::NIL,
     heap: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
     block_size: 0,
-    used: 0,
+    used_full: 0,
     class: 0,
     flags: IN_POOL,
     bin_offset: 0,

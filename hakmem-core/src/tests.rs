@@ -629,3 +629,50 @@ fn a_kept_block_the_thread_reused_and_frees_again_goes_home() {
     .join()
     .unwrap();
 }
+
+#[test]
+fn an_owners_free_into_a_full_slab_makes_it_partial_and_the_last_one_retires_it() {
+    use crate::slab::{IN_EMPTY, IN_PARTIAL, IN_POOL};
+    setup();
+    std::thread::spawn(|| {
+        // 64-byte blocks: 1024 per 64 KiB slab, so the first slab is full and not current
+        // long before the 3000th block.
+        let v: Vec<usize> = (0..3_000).map(|_| alloc::malloc(64) as usize).collect();
+        let s = crate::superslab::slab_of(v[0]);
+        let mine: Vec<usize> = v
+            .iter()
+            .copied()
+            .filter(|&p| crate::superslab::slab_of(p) == s)
+            .collect();
+        // SAFETY (test): `s` is a slab of this thread's heap; only this thread touches it.
+        unsafe {
+            assert!(
+                (*s).is_full(),
+                "a slab whose blocks are all user-held is not full"
+            );
+            assert_eq!((*s).used() as usize, mine.len());
+            alloc::free(mine[0] as *mut u8);
+            assert!(!(*s).is_full(), "a free into a full slab left it full");
+            assert!(
+                (*s).flags & IN_PARTIAL != 0,
+                "... and not on the partial list"
+            );
+            assert_eq!((*s).used() as usize, mine.len() - 1);
+            for &p in &mine[1..] {
+                alloc::free(p as *mut u8);
+            }
+            assert_eq!((*s).used(), 0);
+            assert!(
+                (*s).flags & (IN_EMPTY | IN_POOL) != 0,
+                "an emptied slab was not retired"
+            );
+        }
+        for p in v {
+            if crate::superslab::slab_of(p) != s {
+                unsafe { alloc::free(p as *mut u8) };
+            }
+        }
+    })
+    .join()
+    .unwrap();
+}
