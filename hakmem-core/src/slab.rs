@@ -193,11 +193,13 @@ impl Slab {
         self.used_full & !FULL
     }
 
-    /// Sets the count of blocks in use, keeping the full mark.
+    /// Sets the count of blocks in use of a slab that is not marked full (the bin's current
+    /// slab, or one being installed as current: a full slab is never current).
     #[inline]
     pub fn set_used(&mut self, n: u32) {
         debug_assert!(n < FULL, "a slab with 2^31 blocks in use");
-        self.used_full = n | (self.used_full & FULL);
+        debug_assert!(!self.is_full(), "a full slab made current");
+        self.used_full = n;
     }
 
     /// `n` blocks came back (collected remote frees, a flushed bin).
