@@ -489,10 +489,6 @@ pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
                     freelist::set_next(tail, (*bin).free);
                     (*bin).free = list;
                 } else {
-                    debug_assert!(
-                        (*s).used() >= n,
-                        "more remote frees collected than blocks in use"
-                    );
                     freelist::set_next(tail, (*s).local_free);
                     (*s).local_free = list;
                     (*s).sub_used(n);
@@ -564,11 +560,11 @@ unsafe fn retire(heap: *mut Heap, s: *mut Slab) {
         let c = (*s).class as usize;
         debug_assert!(
             (*s).used_full == 0 && (*s).thread_free.load(Relaxed) == 0,
-            "a slab retired with blocks in use or remote frees pending"
+            "a slab retired with blocks in use, marked full, or with remote frees pending"
         );
         debug_assert!(
             (*s).flags & IN_PARTIAL == 0 && (*Heap::bins(heap))[c].slab != s,
-            "a slab retired while on the partial list, marked full, or current"
+            "a slab retired while on the partial list or current"
         );
         if (*s).flags & IN_EMPTY != 0 {
             return;
@@ -986,7 +982,7 @@ pub unsafe fn free_local(s: *mut Slab, a: usize, k: u64) -> bool {
 /// `s` is a slab the caller owns.
 #[inline(always)]
 unsafe fn used_dec_was_at_most_one(s: *mut Slab) -> bool {
-    #[cfg(target_arch = "x86_64")]
+    // (x86-64 only, as the whole crate: see `tls`.)
     // SAFETY: `s` is a valid slab descriptor whose `used_full` is the caller's alone (this
     // fn's contract); the asm reads and writes only that word and the flags, and jumps to the
     // label or falls through.
@@ -1001,25 +997,15 @@ unsafe fn used_dec_was_at_most_one(s: *mut Slab) -> bool {
         );
         false
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    // SAFETY: as above.
-    unsafe {
-        let old = (*s).used_full;
-        (*s).used_full = old - 1;
-        (old as i32) <= 1
-    }
 }
 
 /// Asks the CPU to fetch the line at `a` (any address: a prefetch never faults).
 #[inline(always)]
 fn prefetch(a: usize) {
-    #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch reads nothing the program sees and never faults.
     unsafe {
         core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(a as *const i8)
     };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = a;
 }
 
 #[cfg(test)]

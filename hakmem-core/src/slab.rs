@@ -205,7 +205,10 @@ impl Slab {
     /// `n` blocks came back (collected remote frees, a flushed bin).
     #[inline]
     pub fn sub_used(&mut self, n: u32) {
-        debug_assert!(self.used() >= n, "more blocks back than in use");
+        debug_assert!(
+            self.used() >= n,
+            "more blocks back (remote frees collected, a bin flushed) than in use"
+        );
         self.used_full -= n;
     }
 
@@ -215,6 +218,7 @@ impl Slab {
         self.used_full & FULL != 0
     }
 
+    /// Marks the slab full or not, keeping its count.
     #[inline]
     pub fn set_full(&mut self, full: bool) {
         self.used_full = self.used() | if full { FULL } else { 0 };
