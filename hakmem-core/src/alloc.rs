@@ -2,9 +2,11 @@
 //! (calloc, realloc, the aligned family, usable size). The C exports in `hakmem-preload` are
 //! one-line calls into these functions.
 //!
-//! malloc fast path: class from a table, pop the thread's bin; when it is dry, take the current
-//! slab's local list in one step. free fast path: registry bit, slab descriptor, block-boundary
-//! check, push onto the slab's local list if this thread owns it; anything else is out of line.
+//! malloc fast path: class from a table, pop the thread's bin; when it is dry, take a block this
+//! thread freed of another heap (the foreign cache). free fast path: cage bit, slab descriptor,
+//! block-boundary check, and if this thread owns the slab, push where the slab's `list_head`
+//! points: the bin when the slab is the bin's current one (last in, first out), else the slab's
+//! local list; anything else is out of line.
 
 use crate::freelist;
 use crate::heap;
@@ -21,6 +23,9 @@ use crate::tls::{thread_cache, Bin, BIN_BYTES, STATE_DEAD};
 use core::ptr;
 use core::sync::atomic::Ordering::Relaxed;
 
+// Every class malloc's table gives has a foreign cache.
+const _: () = assert!(crate::size_class::LUT_CLASSES <= crate::foreign::FOREIGN_CLASSES);
+
 #[inline(always)]
 pub fn malloc(size: usize) -> *mut u8 {
     if size <= LUT_MAX {
@@ -29,14 +34,18 @@ pub fn malloc(size: usize) -> *mut u8 {
         unsafe {
             let c = *CLASS_BY_SIZE.get_unchecked(size) as usize;
             let off = c * BIN_BYTES;
-            let bin = (thread_cache() as *mut u8).add(off) as *mut Bin;
+            let tc = thread_cache();
+            let bin = (tc as *mut u8).add(off) as *mut Bin;
             let b = heap::pop(bin);
             if !b.is_null() {
                 add_single_writer(&(*bin).allocs, 1);
                 return b as *mut u8;
             }
-            let b = take_local_frees(bin);
+            // The bin is dry: a block of another heap this thread freed, before the slow path
+            // (hand-off workloads live on these). `c < FOREIGN_CLASSES` (asserted below).
+            let b = crate::foreign::take_cached(tc, c);
             if !b.is_null() {
+                add_single_writer(&(*bin).allocs, 1);
                 return b;
             }
             return alloc_slow_at(size, off);
@@ -66,30 +75,8 @@ fn alloc_class(c: usize, size: usize) -> *mut u8 {
             add_single_writer(&(*bin).allocs, 1);
             return b as *mut u8;
         }
-        let b = take_local_frees(bin);
-        if !b.is_null() {
-            return b;
-        }
     }
     alloc_slow(size, c)
-}
-
-/// The bin ran dry: take its current slab's local frees (the common refill, without the slow
-/// path's call), counting the allocation.
-///
-/// # Safety
-/// `bin` is one of this thread's bins.
-#[inline(always)]
-unsafe fn take_local_frees(bin: *mut Bin) -> *mut u8 {
-    // SAFETY: `bin` is one of this thread's bins (this fn's contract), touched by no other
-    // thread.
-    unsafe {
-        let b = heap::take_local_frees(bin);
-        if !b.is_null() {
-            add_single_writer(&(*bin).allocs, 1);
-        }
-        b as *mut u8
-    }
 }
 
 /// `alloc_slow` for the bin at byte offset `off` of the thread cache (the fast path keeps the
@@ -208,8 +195,9 @@ unsafe fn free_small(p: *mut u8, s: *mut Slab) {
     let h = unsafe { (*tc).heap };
     // SAFETY: `heap` is atomic, readable from any thread.
     if unsafe { (*s).heap.load(Relaxed) } == h {
-        // The owner: onto the slab's local list (the bin takes it back when it runs dry), so
-        // that free has one well-predicted branch whichever slab the block is in.
+        // The owner: onto the bin when the block's slab is the bin's current one, else onto
+        // the slab's local list (`free_local` follows the slab's `list_head`), so that free
+        // has one well-predicted branch whichever slab the block is in.
         // SAFETY: `k < carved`, so `a` is a carved block of `s` (in mapped memory); this
         // thread owns `s`, so the block's link and tag, the slab's owner-side fields and the
         // bin at `bin_offset` of its own cache are touched by no other thread.

@@ -127,11 +127,29 @@ pub unsafe fn take(tc: *mut ThreadCache, c: usize) -> *mut u8 {
     if c >= FOREIGN_CLASSES {
         return core::ptr::null_mut();
     }
-    // SAFETY: `tc` is this thread's cache (this fn's contract); a block in it is free, held by
-    // this thread alone (its slab counts it as in use), so its tag is this thread's to clear.
+    // SAFETY: `tc` is this thread's cache (this fn's contract) and `c < FOREIGN_CLASSES`.
     unsafe {
         let f = (*tc).foreign.get_unchecked_mut(c);
         if f.n == 0 && ((*tc).heap.is_null() || !refill(f, c)) {
+            return core::ptr::null_mut();
+        }
+        take_cached(tc, c)
+    }
+}
+
+/// `take` without the refill: the newest block of class `c` in this thread's foreign cache, or
+/// null when it has none (malloc's second try when its bin is dry, before the slow path).
+///
+/// # Safety
+/// `tc` is this thread's cache and `c < FOREIGN_CLASSES`.
+#[inline(always)]
+pub unsafe fn take_cached(tc: *mut ThreadCache, c: usize) -> *mut u8 {
+    // SAFETY: `tc` is this thread's cache and `c < FOREIGN_CLASSES` (this fn's contract); a
+    // block in it is free, held by this thread alone (its slab counts it as in use), so its tag
+    // is this thread's to clear.
+    unsafe {
+        let f = (*tc).foreign.get_unchecked_mut(c);
+        if f.n == 0 {
             return core::ptr::null_mut();
         }
         f.n -= 1;

@@ -196,37 +196,6 @@ fn batch_for(c: usize, carved: u64) -> u32 {
         .max(1)
 }
 
-/// The bin ran dry: takes the frees its current slab received from its owner since the last
-/// refill, in one step, and returns the first of them (null if there are none, or if the bin's
-/// list ended on a bad link, which the slow path then reports).
-///
-/// # Safety
-/// `bin` belongs to the caller (its thread's bins, or a heap it owns).
-#[inline(always)]
-pub unsafe fn take_local_frees(bin: *mut Bin) -> *mut Block {
-    // SAFETY: the caller owns `bin` (this fn's contract).
-    let s = unsafe { (*bin).slab };
-    // SAFETY: as above.
-    if s.is_null() || unsafe { (*bin).free } != NIL {
-        return ptr::null_mut();
-    }
-    // SAFETY: `s` is the bin's current slab, so the caller's heap owns it: its owner-side
-    // fields (`local_free`, `used`, `carved`) are touched by no other thread.
-    let h = unsafe { (*s).local_free };
-    if h == NIL {
-        return ptr::null_mut();
-    }
-    // Every carved block is now user-held, in the bin, or a remote free not yet collected
-    // (which `used` still counts).
-    // SAFETY: as above, and the caller owns `bin`.
-    unsafe {
-        (*s).local_free = NIL;
-        (*s).set_used((*s).carved.load(Relaxed) as u32);
-        (*bin).free = h;
-        pop(bin)
-    }
-}
-
 /// Prepares a pool slab for class `c` in `heap`.
 ///
 /// # Safety
@@ -259,6 +228,7 @@ unsafe fn format_slab(s: *mut Slab, c: usize, heap: *mut Heap) {
             "a slab with more blocks than a remote stack word can index"
         );
         (*s).local_free = NIL;
+        (*s).list_head = ptr::addr_of_mut!((*s).local_free);
         (*s).thread_free.store(0, Relaxed);
         (*s).next_remote.store(ptr::null_mut(), Relaxed);
         if !(*s).check_bits.is_null() {
@@ -303,12 +273,9 @@ unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
         // SAFETY: as above; `carve` takes the raw slab pointer of a slab the caller owns.
         list = unsafe { Slab::carve(s, batch_for(c, (*s).carved.load(Relaxed))) };
     }
-    // SAFETY: as above, and the caller owns `heap`, so its bins too.
-    unsafe {
-        // Every carved block is now user-held or in the bin.
-        (*s).set_used((*s).carved.load(Relaxed) as u32);
-        Bin::set(ptr::addr_of_mut!((*Heap::bins(heap))[c]), s, list);
-    }
+    // SAFETY: as above, and the caller owns `heap`, so its bins too; the local list was
+    // taken above.
+    unsafe { Bin::set(ptr::addr_of_mut!((*Heap::bins(heap))[c]), s, list) };
 }
 
 /// Finds a block of class `c` for `heap` when its bin is empty, refilling the bin.
@@ -331,11 +298,7 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
         // `carve` takes the raw pointer of a slab the caller owns.
         unsafe {
             check_bin(bin);
-            let b = take_local_frees(bin);
-            if !b.is_null() {
-                return b;
-            }
-            check_bin(bin);
+            // (The owner's frees into `cur` went onto the bin: its local list is empty.)
             let r = (*cur).take_remote_keep_flag();
             if r.head != NIL {
                 (*bin).free = r.head;
@@ -343,12 +306,12 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
             }
             if (*cur).carved.load(Relaxed) < (*cur).capacity as u64 {
                 let head = Slab::carve(cur, batch_for(c, (*cur).carved.load(Relaxed)));
-                (*cur).set_used((*cur).carved.load(Relaxed) as u32);
                 Bin::set(bin, cur, head);
                 return pop_checked(bin);
             }
+            // Every carved block is user-held (or a remote free not yet collected).
+            Bin::clear(bin, (*cur).carved.load(Relaxed) as u32);
             (*cur).set_full(true);
-            Bin::clear(bin);
         }
     }
     loop {
@@ -520,12 +483,15 @@ pub unsafe fn classify(heap: *mut Heap, s: *mut Slab) {
             (*s).flags & IN_POOL == 0,
             "a slab in the pool is classified by a heap"
         );
-        let carved = (*s).carved.load(Relaxed);
-        debug_assert!((*s).used() as u64 <= carved && carved <= (*s).capacity as u64);
         let c = (*s).class as usize;
         if (*Heap::bins(heap))[c].slab == s {
+            // The current slab: its count, which the owner's frees into the bin count down,
+            // starts again.
+            (*s).set_used(CURRENT_USED);
             return;
         }
+        let carved = (*s).carved.load(Relaxed);
+        debug_assert!((*s).used() as u64 <= carved && carved <= (*s).capacity as u64);
         if (*s).used() == 0 && (*s).thread_free.load(Acquire) == 0 {
             if (*s).flags & IN_PARTIAL != 0 {
                 (*heap).partial[c].remove(s);
@@ -675,17 +641,19 @@ const RECLAIM_EVERY_MS: u64 = 20;
 unsafe fn flush_bin(heap: *mut Heap, bin: *mut Bin) {
     // SAFETY: the caller owns `bin` (this fn's contract); its list is handed back below.
     let (s, list) = unsafe { ((*bin).slab, (*bin).free) };
-    // SAFETY: as above.
-    unsafe { Bin::clear(bin) };
-    if list != NIL {
-        // SAFETY: `s` was the bin's current slab, so it belongs to `heap`: its owner-side
-        // fields and the links of the bin's free blocks are the caller's.
-        unsafe {
-            let (n, tail) = list_len_tail(s, list);
-            freelist::set_next(tail, (*s).local_free);
+    // SAFETY: `s` is the bin's current slab, so it belongs to `heap`: its owner-side fields
+    // and the links of the bin's free blocks are the caller's; its local list is empty (the
+    // owner's frees went onto the bin).
+    unsafe {
+        debug_assert!((*s).local_free == NIL, "a current slab with a local list");
+        let n = if list == NIL {
+            0
+        } else {
             (*s).local_free = list;
-            (*s).sub_used(n);
-        }
+            list_len_tail(s, list).0
+        };
+        // Every other carved block is user-held or a remote free not yet collected.
+        Bin::clear(bin, (*s).carved.load(Relaxed) as u32 - n);
     }
     // SAFETY: the caller owns `heap` and `s` belongs to it.
     unsafe { classify(heap, s) };
@@ -714,7 +682,7 @@ unsafe fn reclaim(heap: *mut Heap) {
     unsafe { release_caches(heap) };
 }
 
-/// Whether every block `s` has in use is in `bin` (its current slab): then the slab is empty
+/// Whether every carved block of `s` is in `bin` (its current slab): then the slab is empty
 /// once the bin is flushed.
 ///
 /// # Safety
@@ -725,17 +693,17 @@ unsafe fn bin_holds_all(bin: *mut Bin, s: *mut Slab) -> bool {
         if (*s).thread_free.load(Relaxed) != 0 {
             return false;
         }
-        let used = (*s).used() as usize;
+        let carved = (*s).carved.load(Relaxed) as usize;
         let mut n = 0;
         let mut i = (*bin).free;
-        while i != NIL && n <= used {
+        while i != NIL && n <= carved {
             if i >= (*s).carved.load(Relaxed) {
                 return false; // a bad link: the slow path reports it later
             }
             n += 1;
             i = freelist::next_of((*s).block_at(i));
         }
-        n == used
+        n == carved
     }
 }
 
@@ -946,9 +914,12 @@ pub unsafe fn shared_free_locked(heap: *mut Heap, s: *mut Slab, a: usize) {
     }
 }
 
-/// The owner's free of block `k` (at `a`) of its slab `s`: tagged free and pushed onto the
-/// slab's local list (the bin takes the list back when it runs dry). Returns whether the slab
-/// must be reclassified (it became empty, or it was full).
+/// The owner's free of block `k` (at `a`) of its slab `s`: tagged free and pushed where the
+/// slab's `list_head` says: the bin, when `s` is its current slab (so that the next malloc of
+/// the class reuses the block while it is still in this core's cache, as a thread cache does),
+/// else the slab's local list (the bin takes it when the slab is current again). Returns
+/// whether the slab must be reclassified (it became empty, or it was full; for the current
+/// slab, its count ran down from `CURRENT_USED`).
 ///
 /// # Safety
 /// The caller owns `s` (its thread's heap, or the shared lock), and `a` is a live block of it
@@ -958,9 +929,10 @@ pub unsafe fn free_local(s: *mut Slab, a: usize, k: u64) -> bool {
     // SAFETY: this fn's contract: the block's link and tag and the slab's owner-side fields
     // are the caller's alone.
     unsafe {
+        let head = (*s).list_head;
         freelist::set_tag(a);
-        freelist::set_next(a, (*s).local_free);
-        (*s).local_free = k;
+        freelist::set_next(a, *head);
+        *head = k;
         debug_assert!(
             (*s).used() > 0,
             "an owner's free into a slab with no block in use"
@@ -1010,9 +982,68 @@ fn prefetch(a: usize) {
 
 #[cfg(test)]
 mod tests {
-    use super::batch_for;
+    use super::{batch_for, flush_bin, Heap};
+    use crate::alloc;
     use crate::policy::{self, Opt};
     use crate::size_class::class_of;
+    use crate::slab::{list_len_tail, CURRENT_USED, IN_EMPTY, IN_POOL};
+    use crate::tls::thread_cache;
+    use core::sync::atomic::Ordering::Relaxed;
+
+    #[test]
+    fn a_current_slab_counts_its_blocks_again_when_it_stops_being_current() {
+        crate::init::ensure();
+        std::thread::spawn(|| {
+            // 208-byte blocks (a class no other test of this thread uses: the thread is new).
+            let v: Vec<usize> = (0..10).map(|_| alloc::malloc(200) as usize).collect();
+            let s = crate::superslab::slab_of(v[0]);
+            let c = class_of(200);
+            // SAFETY (test): `s` is this thread's current slab of class `c`; only this thread
+            // touches it, its heap and its bins.
+            unsafe {
+                assert!(v.iter().all(|&p| crate::superslab::slab_of(p) == s));
+                let heap = (*thread_cache()).heap;
+                let bin = core::ptr::addr_of_mut!((*Heap::bins(heap))[c]);
+                assert_eq!((*bin).slab, s);
+                assert_eq!((*s).used_full, CURRENT_USED);
+                // The owner's free into the current slab went onto the bin, counted down from
+                // CURRENT_USED; one that runs it down to the slow path starts it again.
+                alloc::free(v[0] as *mut u8);
+                assert_eq!((*s).used_full, CURRENT_USED - 1);
+                (*s).used_full = 1;
+                alloc::free(v[1] as *mut u8);
+                assert_eq!((*s).used_full, CURRENT_USED, "a run-down count not renewed");
+                for &p in &v[2..4] {
+                    alloc::free(p as *mut u8);
+                }
+                // Carved: 10 and the rest of the first carve, all in the bin but the 6 held.
+                let carved = (*s).carved.load(Relaxed) as u32;
+                let in_bin = list_len_tail(s, (*bin).free).0;
+                assert_eq!(carved - in_bin, 6);
+                flush_bin(heap, bin);
+                assert!((*bin).slab.is_null());
+                assert_eq!(
+                    (*s).used(),
+                    6,
+                    "the count of a flushed slab is not what is held"
+                );
+                assert_eq!(list_len_tail(s, (*s).local_free).0, in_bin);
+                assert_eq!((*s).list_head, core::ptr::addr_of_mut!((*s).local_free));
+                // No longer current: the owner's frees go onto its local list, and the last one
+                // retires it.
+                for &p in &v[4..] {
+                    alloc::free(p as *mut u8);
+                }
+                assert_eq!((*s).used(), 0);
+                assert!(
+                    (*s).flags & (IN_EMPTY | IN_POOL) != 0,
+                    "an emptied slab was not retired"
+                );
+            }
+        })
+        .join()
+        .unwrap();
+    }
 
     #[test]
     fn a_slab_carves_one_page_first_then_doubles_up_to_the_batch() {

@@ -6,6 +6,8 @@ pub const NUM_CLASSES: usize = 52;
 pub const MAX_SMALL: usize = 256 << 10;
 /// Sizes up to this one find their class with one table load.
 pub const LUT_MAX: usize = 1024;
+/// Classes of the sizes up to `LUT_MAX`: 0 to `LUT_CLASSES - 1`.
+pub const LUT_CLASSES: usize = calc_class_of(LUT_MAX) + 1;
 
 const fn calc_class_size(c: usize) -> usize {
     if c < 8 {

@@ -1,7 +1,10 @@
 //! A slab: a run of equal blocks of one size class, owned by one heap.
 //!
-//! Block states: user-held or in the owner's bin (`used()` counts both), on `local_free` (freed by
-//! the owner), on `thread_free` (freed by other threads, not yet collected), or not yet carved.
+//! Block states: user-held, in the owner's bin, on `local_free` (freed by the owner while the
+//! slab was not the bin's current one), on `thread_free` (freed by other threads, not yet
+//! collected), or not yet carved. `used()` counts the user-held and uncollected ones of a slab
+//! that is not current; a current slab's count is `CURRENT_USED` and is recomputed (carved less
+//! the bin's blocks) when it stops being current.
 //! Every list links blocks by their index in the slab, encoded (see `freelist`); a list head is
 //! a plain index (`NIL` for none).
 
@@ -25,6 +28,9 @@ pub const IN_POOL: u8 = 8; // in the global pool of free slabs
 /// The full mark in `used_full`: the sign bit, so that `used_full as i32 <= 1` before a
 /// decrement means "the slab is now empty, or it was full".
 pub const FULL: u32 = 1 << 31;
+/// `used` of a bin's current slab: far above any count, so that the owner's frees into the bin
+/// (which decrement it like any other) reach the slow path only once in 2^30.
+pub const CURRENT_USED: u32 = 1 << 30;
 
 pub use crate::remote_list::{head as tf_head, NOTIFIED};
 const _: () = assert!(crate::remote_list::EMPTY == NIL);
@@ -75,11 +81,16 @@ pub struct Slab {
     pub(crate) _pad_remote: [u8; 48],
     // Third cache line: the owner's (or the pool lock holder's).
     pub local_free: u64, // head index of the owner's frees, NIL when none
-    /// Blocks user-held or in the owner's bin (`used()`), and `FULL`: one word, so that the
-    /// owner's free decrements it and tests "now empty, or was full" with one signed branch.
+    /// Blocks user-held or pending as remote frees (`used()`), and `FULL`: one word, so that
+    /// the owner's free decrements it and tests "now empty, or was full" with one signed branch.
+    /// While the slab is a bin's current slab it is not a count but `CURRENT_USED`, which the
+    /// owner's frees (into the bin) count down from; leaving current recomputes it.
     pub used_full: u32,
     pub flags: u8,
     pub purged: bool,
+    /// Where the owner's free pushes a block: `&local_free`, or while the slab is a bin's
+    /// current slab, `&bin.free` (`Bin::set` and `Bin::clear` move it). Null while unformatted.
+    pub list_head: *mut u64,
     // List links (partial list, empty cache or global pool) and bookkeeping.
     pub next: *mut Slab,
     pub prev: *mut Slab,

@@ -30,6 +30,9 @@ pub struct Totals {
     pub large_frees: u64,
     pub large_cache_hits: u64,
     pub large_realloc_cache_hits: u64,
+    /// Freed large blocks kept mapped now (ranges after merging, and their bytes).
+    pub large_cached_ranges: u64,
+    pub large_cached_bytes: u64,
     pub mmap_calls: u64,
     pub munmap_calls: u64,
     pub madvise_calls: u64,
@@ -119,6 +122,8 @@ pub fn collect() -> Totals {
         large_frees: large::FREES.load(Relaxed) as u64,
         large_cache_hits: large::CACHE_HITS.load(Relaxed) as u64,
         large_realloc_cache_hits: large::REALLOC_CACHE_HITS.load(Relaxed) as u64,
+        large_cached_ranges: crate::large_cache::usage().0 as u64,
+        large_cached_bytes: crate::large_cache::usage().1 as u64,
         mmap_calls: os::MMAP_CALLS.load(Relaxed) as u64,
         munmap_calls: os::MUNMAP_CALLS.load(Relaxed) as u64,
         madvise_calls: os::MADVISE_CALLS.load(Relaxed) as u64,
@@ -210,7 +215,7 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
     write!(
         w,
         "{{\"hakmem\":\"{}\",\"allocs\":{},\"frees\":{},\"remote_frees\":{},\"large_allocs\":{},\
-         \"large_frees\":{},\"large_cache_hits\":{},\"large_realloc_cache_hits\":{},\"mmap_calls\":{},\"munmap_calls\":{},\
+         \"large_frees\":{},\"large_cache_hits\":{},\"large_realloc_cache_hits\":{},\"large_cached_ranges\":{},\"large_cached_bytes\":{},\"mmap_calls\":{},\"munmap_calls\":{},\
          \"madvise_calls\":{},\"mremap_calls\":{},\"mapped_bytes\":{},\"peak_mapped_bytes\":{},\
          \"peak_rss_bytes\":{},\"superslabs_mapped\":{},\"superslabs_unmapped\":{},\
          \"superslabs_reused\":{},\"purged_bytes\":{},\"unmapped_bytes\":{},\
@@ -227,6 +232,8 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         t.large_frees,
         t.large_cache_hits,
         t.large_realloc_cache_hits,
+        t.large_cached_ranges,
+        t.large_cached_bytes,
         t.mmap_calls,
         t.munmap_calls,
         t.madvise_calls,
@@ -352,8 +359,12 @@ pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
     }
     writeln!(
         w,
-        "  large blocks: {} allocated, {} cache hits, {} grown by realloc with cached pages",
-        t.large_allocs, t.large_cache_hits, t.large_realloc_cache_hits
+        "  large blocks: {} allocated, {} cache hits, {} grown by realloc with cached pages; {} freed ranges ({} bytes) cached now",
+        t.large_allocs,
+        t.large_cache_hits,
+        t.large_realloc_cache_hits,
+        t.large_cached_ranges,
+        t.large_cached_bytes
     )?;
     writeln!(
         w,

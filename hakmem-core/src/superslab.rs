@@ -86,6 +86,7 @@ static DEAD_SLAB: DeadSlab = DeadSlab(Slab {
     heap: core::sync::atomic::AtomicPtr::new(ptr::null_mut()),
     block_size: 0,
     used_full: 0,
+    list_head: ptr::null_mut(),
     class: 0,
     flags: IN_POOL,
     bin_offset: 0,

@@ -631,6 +631,27 @@ fn a_kept_block_the_thread_reused_and_frees_again_goes_home() {
 }
 
 #[test]
+fn an_owners_free_into_its_current_slab_is_the_next_block_handed_out() {
+    setup();
+    std::thread::spawn(|| {
+        let v: Vec<usize> = (0..8).map(|_| alloc::malloc(80) as usize).collect();
+        // SAFETY (test): the blocks are live blocks of this thread, freed once each.
+        unsafe {
+            alloc::free(v[3] as *mut u8);
+            alloc::free(v[5] as *mut u8);
+            // Last in, first out, before any block carved but never handed out.
+            assert_eq!(alloc::malloc(80) as usize, v[5]);
+            assert_eq!(alloc::malloc(80) as usize, v[3]);
+            for p in v {
+                alloc::free(p as *mut u8);
+            }
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
 fn an_owners_free_into_a_full_slab_makes_it_partial_and_the_last_one_retires_it() {
     use crate::slab::{IN_EMPTY, IN_PARTIAL, IN_POOL};
     setup();

@@ -10,7 +10,7 @@ use crate::foreign::{ForeignBin, FOREIGN_CLASSES, REISSUED};
 use crate::freelist::NIL;
 use crate::heap::Heap;
 use crate::size_class::NUM_CLASSES;
-use crate::slab::Slab;
+use crate::slab::{Slab, CURRENT_USED};
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// One size class of a thread: the free list of its current slab, a copy of what popping it
@@ -48,10 +48,12 @@ impl Bin {
         }
     }
 
-    /// Makes `s` bin `bin`'s slab, with the list headed by `head`.
+    /// Makes `s` bin `bin`'s slab, with the list headed by `head`: the owner's frees into `s`
+    /// go onto the bin from now on, and `s`'s count becomes `CURRENT_USED`.
     ///
     /// # Safety
-    /// The caller owns `bin`, and `s` is a formatted slab the bin's owner owns.
+    /// The caller owns `bin`, and `s` is a formatted slab the bin's owner owns, not marked
+    /// full, whose local list is empty (its blocks are in `head`'s list).
     #[inline]
     pub unsafe fn set(bin: *mut Bin, s: *mut Slab, head: u64) {
         // SAFETY: the caller owns `bin`, and `s` is a formatted slab it owns (this fn's
@@ -61,6 +63,12 @@ impl Bin {
                 head == NIL || head < (*s).carved.load(Relaxed),
                 "a bin's list starts at a block that is not carved"
             );
+            debug_assert!(
+                (*s).local_free == NIL,
+                "a slab made current with blocks on its local list"
+            );
+            (*s).list_head = core::ptr::addr_of_mut!((*bin).free);
+            (*s).set_used(CURRENT_USED);
             (*bin).slab = s;
             (*bin).free = head;
             (*bin).limit = (*s).carved.load(Relaxed);
@@ -69,14 +77,20 @@ impl Bin {
         }
     }
 
-    /// Leaves bin `bin` without a slab (its list must have been handed back first).
+    /// Leaves bin `bin` without a slab: the owner's frees into the slab go onto its local list
+    /// again, and its count is `in_use` (the caller counted it: carved blocks less those in
+    /// the bin's list, which the caller takes).
     ///
     /// # Safety
-    /// The caller owns `bin`.
+    /// The caller owns `bin`, which has a slab.
     #[inline]
-    pub unsafe fn clear(bin: *mut Bin) {
-        // SAFETY: the caller owns `bin` (this fn's contract).
+    pub unsafe fn clear(bin: *mut Bin, in_use: u32) {
+        // SAFETY: the caller owns `bin` (this fn's contract), and its slab, which belongs to
+        // the bin's owner.
         unsafe {
+            let s = (*bin).slab;
+            (*s).list_head = core::ptr::addr_of_mut!((*s).local_free);
+            (*s).set_used(in_use);
             (*bin).slab = core::ptr::null_mut();
             (*bin).free = NIL;
             (*bin).limit = 0;
