@@ -57,10 +57,27 @@ pub fn malloc(size: usize) -> *mut u8 {
 #[inline(never)]
 fn malloc_beyond_lut(size: usize) -> *mut u8 {
     if size <= MAX_SMALL {
-        alloc_class(class_of(size), size)
+        let c = class_of(size);
+        if c >= crate::block_decay::FIRST_CLASS {
+            return decaying_class_alloc(c, size);
+        }
+        alloc_class(c, size)
     } else {
         large_alloc(size, 16, false)
     }
+}
+
+/// Malloc of class `c`, whose idle free blocks decay: with `block_decay`'s bookkeeping, out of
+/// line so that the other classes' path keeps its registers.
+#[inline(never)]
+fn decaying_class_alloc(c: usize, size: usize) -> *mut u8 {
+    let p = alloc_class(c, size);
+    if !p.is_null() && !policy::checked() {
+        // SAFETY: `p` is a block of a decaying class (at least 16 KiB) just handed out by this
+        // thread, from its own heap or the shared one.
+        unsafe { crate::block_decay::on_alloc(thread_cache(), p) };
+    }
+    p
 }
 
 #[inline(always)]

@@ -51,6 +51,8 @@ pub struct Heap {
     pub next_dead: *mut Heap,
     /// When the owner last gave its empty slabs back before a new mapping (`reclaim`).
     pub last_reclaim: u64,
+    /// The owner's walks of its idle big free blocks (`block_decay`).
+    pub block_decay: crate::block_decay::State,
     pub attached: AtomicBool,
 }
 
@@ -77,6 +79,7 @@ impl Heap {
             next_all: ptr::null_mut(),
             next_dead: ptr::null_mut(),
             last_reclaim: 0,
+            block_decay: crate::block_decay::State::new(),
             attached: AtomicBool::new(false),
         }
     }

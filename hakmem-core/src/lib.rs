@@ -12,6 +12,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod alloc;
+pub mod block_decay;
 pub mod cage;
 pub mod check;
 pub mod foreign;

@@ -94,7 +94,7 @@ pub static OPTIONS: &[OptDef] = &[
         name: "HAKMEM_PURGE_DELAY_MS",
         kind: Kind::Int { min: 0, max: 600_000 },
         defaults: [1000, 100, 0],
-        help: "how long free slabs stay resident before their pages go back to the OS (0: at once)",
+        help: "how long free slabs, and free blocks of 16 KiB and more in slabs in use, stay resident before their pages go back to the OS (0: at once)",
     },
     OptDef {
         opt: Opt::Purge,

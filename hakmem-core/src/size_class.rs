@@ -9,7 +9,7 @@ pub const LUT_MAX: usize = 1024;
 /// Classes of the sizes up to `LUT_MAX`: 0 to `LUT_CLASSES - 1`.
 pub const LUT_CLASSES: usize = calc_class_of(LUT_MAX) + 1;
 
-const fn calc_class_size(c: usize) -> usize {
+pub const fn calc_class_size(c: usize) -> usize {
     if c < 8 {
         (c + 1) * 16
     } else {
@@ -19,7 +19,7 @@ const fn calc_class_size(c: usize) -> usize {
     }
 }
 
-const fn calc_class_of(size: usize) -> usize {
+pub const fn calc_class_of(size: usize) -> usize {
     if size <= 128 {
         if size == 0 {
             0

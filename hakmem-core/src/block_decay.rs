@@ -1,0 +1,296 @@
+//! Decay of free blocks inside slabs in use: the pages of a big free block that stays idle for
+//! HAKMEM_PURGE_DELAY_MS go back to the OS, while its slab keeps serving its other blocks.
+//!
+//! `purge` returns whole free slabs; a slab of blocks of 16 KiB and more (512 KiB medium slabs,
+//! 2 MiB big ones) rarely empties while a program uses its class, and the pages of every block
+//! its owner ever carved stay resident: a program whose live count of such blocks rose once to
+//! ten and then sits at two keeps ten blocks' pages (`soak`: the big classes' current slabs held
+//! 14 MiB resident for about 3 MiB live). So, as jemalloc decays the dirty pages of free extents,
+//! the owner walks its lists of free blocks of those classes now and then and purges the whole
+//! pages of each block but its first (which keeps the block's link, free tag and decay mark, so
+//! the lists and the double-free check are untouched): the next user of the block faults fresh
+//! zero pages in as it touches them.
+//!
+//! Which blocks are idle: a walk marks every free block it finds (`SEEN`, in the block's third
+//! word), and malloc clears the mark of the block it hands out (for these classes only), so a
+//! block still marked at the next walk stayed free the whole period between them: it is purged
+//! and marked `PURGED`, which later walks skip until malloc hands it out again.
+//!
+//! The walk runs on the owning thread, from its allocations of these classes (every `TICK` of
+//! them, when the delay has passed since the last walk): the lists are the owner's, and no other
+//! thread reads a free block's pages.
+
+use crate::freelist::{self, NIL};
+use crate::heap::Heap;
+use crate::os::{self, PAGE};
+use crate::policy::{self, Opt};
+use crate::size_class::{calc_class_of, calc_class_size, NUM_CLASSES};
+use crate::slab::Slab;
+use crate::tls::ThreadCache;
+use core::ptr;
+use core::sync::atomic::Ordering::Relaxed;
+
+/// The first class whose free blocks decay: 16 KiB blocks (at least three whole pages past the
+/// first).
+pub const FIRST_CLASS: usize = calc_class_of(16 << 10);
+const _: () = assert!(calc_class_size(FIRST_CLASS) == 16 << 10);
+
+/// Allocations of the decaying classes between two looks at the clock.
+const TICK: u32 = 64;
+
+/// The bytes a block keeps resident: its link, free tag and decay mark.
+const KEEP: usize = 24;
+
+/// The decay marks of a free block's third word: found free by a walk, and purged (key-derived,
+/// so user data left there matches one by chance only).
+#[inline(always)]
+fn seen() -> u64 {
+    freelist::tag().rotate_left(29) ^ 0x6465_6361_7965_6421
+}
+#[inline(always)]
+fn purged() -> u64 {
+    seen() ^ 0x7075_7267_6564_2121
+}
+
+/// Per-heap state of the walk (owner-only): when the last walk ran (ms), and allocations left
+/// before the next look at the clock.
+pub struct State {
+    last_ms: u64,
+    tick: u32,
+}
+
+impl State {
+    pub const fn new() -> Self {
+        State {
+            last_ms: 0,
+            tick: TICK,
+        }
+    }
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Called after malloc handed out block `p` of decaying class `c` from this thread's heap:
+/// clears the block's decay mark, and every `TICK` calls walks the heap when the delay passed.
+///
+/// # Safety
+/// `tc` is this thread's cache, `p` a block of at least 24 bytes just handed out.
+#[inline]
+pub unsafe fn on_alloc(tc: *mut ThreadCache, p: *mut u8) {
+    // SAFETY: `p` was just handed out and is not yet the program's: its third word is ours.
+    unsafe { *(p.add(16) as *mut u64) = 0 };
+    // SAFETY: `tc` is this thread's cache (this fn's contract); its heap is this thread's.
+    unsafe {
+        let heap = (*tc).heap;
+        if heap.is_null() {
+            return;
+        }
+        let st = ptr::addr_of_mut!((*heap).block_decay);
+        (*st).tick -= 1;
+        if (*st).tick == 0 {
+            (*st).tick = TICK;
+            look(heap);
+        }
+    }
+}
+
+/// Walks `heap` if the delay passed since the last walk.
+///
+/// # Safety
+/// The caller owns `heap` (its thread's) and holds no reference into it.
+#[cold]
+#[inline(never)]
+unsafe fn look(heap: *mut Heap) {
+    if policy::checked() || policy::purge_kind() == os::PurgeKind::None {
+        return;
+    }
+    let now = os::now_ms();
+    let delay = policy::get(Opt::PurgeDelayMs) as u64;
+    // SAFETY: the caller owns `heap`, so its decay state.
+    unsafe {
+        let st = ptr::addr_of_mut!((*heap).block_decay);
+        if now.wrapping_sub((*st).last_ms) < delay {
+            return;
+        }
+        (*st).last_ms = now;
+        walk(heap, false);
+    }
+}
+
+/// Purges the free blocks of `heap`'s decaying classes that the last walk found free already
+/// (every one with `now`), and marks the others. Returns the bytes purged.
+///
+/// # Safety
+/// The caller owns `heap` (its thread's, or a heap it holds) and holds no reference into it.
+pub unsafe fn walk(heap: *mut Heap, now: bool) -> usize {
+    let kind = policy::purge_kind();
+    let mut purged = 0;
+    for c in FIRST_CLASS..NUM_CLASSES {
+        // SAFETY: the caller owns `heap`, hence its bins, lists and the free blocks on them.
+        unsafe {
+            let bin = ptr::addr_of_mut!((*Heap::bins(heap))[c]);
+            let s = (*bin).slab;
+            if !s.is_null() {
+                purged += purge_list(s, (*bin).free, now, kind);
+            }
+            for list in [
+                ptr::addr_of!((*heap).partial[c]),
+                ptr::addr_of!((*heap).empty[c]),
+            ] {
+                let mut s = (*list).head;
+                while !s.is_null() {
+                    purged += purge_list(s, (*s).local_free, now, kind);
+                    s = (*s).next;
+                }
+            }
+        }
+    }
+    crate::purge::PURGED_BYTES.fetch_add(purged, Relaxed);
+    purged
+}
+
+/// `walk` for the list of slab `s` headed by `head`; stops at a link that names no block (the
+/// allocation that reaches it reports the corruption).
+///
+/// # Safety
+/// The caller owns `s` and the list.
+unsafe fn purge_list(s: *mut Slab, head: u64, now: bool, kind: os::PurgeKind) -> usize {
+    let mut purged = 0;
+    let mut i = head;
+    // SAFETY: the caller owns `s` and the list (this fn's contract): every index checked
+    // against `carved` is a free block of `s`, whose words and pages are the caller's.
+    unsafe {
+        let carved = (*s).carved.load(Relaxed);
+        let size = (*s).block_size as usize;
+        while i != NIL && i < carved {
+            let a = (*s).block_at(i);
+            purged += purge_block(a, size, now, kind);
+            i = freelist::next_of(a);
+        }
+    }
+    purged
+}
+
+/// Free block `a` (of `size` bytes): marks it `SEEN`, or if it was so already (or `now`),
+/// purges its whole pages past its first `KEEP` bytes and marks it `PURGED`; nothing if it is
+/// so already. Returns the bytes purged.
+///
+/// # Safety
+/// `a` is a free block of `size` bytes that the caller owns.
+unsafe fn purge_block(a: usize, size: usize, now: bool, kind: os::PurgeKind) -> usize {
+    let mark_at = (a + 16) as *mut u64;
+    // SAFETY: the block is free and the caller's (this fn's contract); its third word lies in
+    // its first page, which is never purged.
+    unsafe {
+        let m = *mark_at;
+        if m == purged() {
+            return 0;
+        }
+        if m != seen() && !now {
+            *mark_at = seen();
+            return 0;
+        }
+        let lo = (a + KEEP + PAGE - 1) & !(PAGE - 1);
+        let hi = (a + size) & !(PAGE - 1);
+        if hi <= lo {
+            return 0;
+        }
+        os::purge(lo as *mut u8, hi - lo, kind);
+        *mark_at = purged();
+        hi - lo
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{walk, FIRST_CLASS, KEEP};
+    use crate::alloc;
+    use crate::os::PAGE;
+    use crate::size_class::{class_of, class_size};
+    use crate::tls::thread_cache;
+
+    /// Resident pages of `a..a+len` (page-aligned).
+    fn resident(a: usize, len: usize) -> usize {
+        let mut v = vec![0u8; len / PAGE];
+        // SAFETY: `a..a+len` is mapped (a slab's pages) and `v` has one byte per page.
+        let r = unsafe { libc::mincore(a as *mut libc::c_void, len, v.as_mut_ptr()) };
+        assert_eq!(r, 0);
+        v.iter().filter(|&&b| b & 1 != 0).count()
+    }
+
+    /// The whole pages of block `p` of `size` bytes past its first `KEEP` bytes.
+    fn interior(p: usize, size: usize) -> (usize, usize) {
+        let lo = (p + KEEP + PAGE - 1) & !(PAGE - 1);
+        (lo, ((p + size) & !(PAGE - 1)) - lo)
+    }
+
+    #[test]
+    fn a_block_free_across_two_walks_gives_its_pages_back_and_keeps_its_links() {
+        crate::init::ensure();
+        std::thread::spawn(|| {
+            const N: usize = 100_000;
+            let size = class_size(class_of(N));
+            assert!(class_of(N) >= FIRST_CLASS);
+            let v: Vec<usize> = (0..6).map(|_| alloc::malloc(N) as usize).collect();
+            for &p in &v {
+                // SAFETY (test): `p` is a live block of `size` usable bytes.
+                unsafe { core::ptr::write_bytes(p as *mut u8, 0xab, size) };
+            }
+            // SAFETY (test): this thread's heap, which only this thread touches; the blocks are
+            // this thread's, freed once each.
+            unsafe {
+                let heap = (*thread_cache()).heap;
+                for &p in &v[..5] {
+                    alloc::free(p as *mut u8);
+                }
+                let (lo, len) = interior(v[0], size);
+                assert_eq!(resident(lo, len), len / PAGE);
+                // The first walk only finds them free.
+                assert_eq!(walk(heap, false), 0);
+                assert_eq!(resident(lo, len), len / PAGE);
+                // Still free at the second: purged, all but their first page.
+                assert_eq!(walk(heap, false), 5 * len);
+                for &p in &v[..5] {
+                    let (lo, len) = interior(p, size);
+                    assert_eq!(resident(lo, len), 0, "an idle free block kept its pages");
+                    assert_eq!(resident(p & !(PAGE - 1), PAGE), 1);
+                }
+                assert_eq!(walk(heap, false), 0, "a purged block purged again");
+                // The live block is untouched.
+                let live = core::slice::from_raw_parts(v[5] as *const u8, N);
+                assert!(live.iter().all(|&b| b == 0xab));
+                // The lists are intact: the same blocks come back, last freed first, their
+                // purged pages zero.
+                for &p in v[..5].iter().rev() {
+                    let q = alloc::malloc(N) as usize;
+                    assert_eq!(q, p);
+                    let (lo, len) = interior(q, size);
+                    let s = core::slice::from_raw_parts(lo as *const u8, len);
+                    assert!(s.iter().all(|&b| b == 0));
+                }
+                // A block handed out between two walks is not purged by the second; freed
+                // again and idle, it decays again.
+                alloc::free(v[0] as *mut u8);
+                assert_eq!(walk(heap, false), 0);
+                let q = alloc::malloc(N) as usize;
+                assert_eq!(q, v[0]);
+                alloc::free(q as *mut u8);
+                assert_eq!(
+                    walk(heap, false),
+                    0,
+                    "a block handed out since the last walk purged"
+                );
+                assert_eq!(walk(heap, false), len);
+                for &p in &v[1..] {
+                    alloc::free(p as *mut u8);
+                }
+            }
+        })
+        .join()
+        .unwrap();
+    }
+}
