@@ -512,4 +512,25 @@ mod tests {
         assert_eq!(expanded("plain", 7).unwrap(), "plain");
         assert!(expanded(&"x".repeat(64), 7).is_none());
     }
+
+    #[test]
+    fn both_reports_show_the_large_cache_now() {
+        let mut t = collect();
+        t.large_cached_ranges = 3;
+        t.large_cached_bytes = 12_345_678;
+        let mut text = os::StackBuf::<8192>::new();
+        write_text(&mut text, &t).unwrap();
+        let text = core::str::from_utf8(text.as_bytes()).unwrap();
+        assert!(
+            text.contains("3 freed ranges (12345678 bytes) cached now"),
+            "{text}"
+        );
+        let mut json = os::StackBuf::<8192>::new();
+        write_json(&mut json, &t).unwrap();
+        let json = core::str::from_utf8(json.as_bytes()).unwrap();
+        assert!(
+            json.contains("\"large_cached_ranges\":3,\"large_cached_bytes\":12345678,"),
+            "{json}"
+        );
+    }
 }
