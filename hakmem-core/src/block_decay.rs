@@ -154,7 +154,8 @@ pub unsafe fn walk(heap: *mut Heap, now: bool) -> usize {
 }
 
 /// `walk` for the list of slab `s` headed by `head`; stops at a link that names no block (the
-/// allocation that reaches it reports the corruption).
+/// allocation that reaches it reports the corruption), and after `carved` blocks (a list made
+/// into a loop by a corruption ends the walk, not the thread).
 ///
 /// # Safety
 /// The caller owns `s` and the list.
@@ -166,10 +167,12 @@ unsafe fn purge_list(s: *mut Slab, head: u64, now: bool, kind: os::PurgeKind) ->
     unsafe {
         let carved = (*s).carved.load(Relaxed);
         let size = (*s).block_size as usize;
-        while i != NIL && i < carved {
+        let mut n = 0;
+        while i != NIL && i < carved && n < carved {
             let a = (*s).block_at(i);
             purged += purge_block(a, size, now, kind);
             i = freelist::next_of(a);
+            n += 1;
         }
     }
     purged
