@@ -48,7 +48,7 @@ pub fn malloc(size: usize) -> *mut u8 {
                 add_single_writer(&(*bin).allocs, 1);
                 return b;
             }
-            return alloc_slow_at(size, off);
+            return alloc_slow(size, c);
         }
     }
     malloc_beyond_lut(size)
@@ -94,14 +94,6 @@ fn alloc_class(c: usize, size: usize) -> *mut u8 {
         }
     }
     alloc_slow(size, c)
-}
-
-/// `alloc_slow` for the bin at byte offset `off` of the thread cache (the fast path keeps the
-/// offset, not the class, in a register).
-#[cold]
-#[inline(never)]
-fn alloc_slow_at(size: usize, off: usize) -> *mut u8 {
-    alloc_slow(size, off / BIN_BYTES)
 }
 
 #[cold]

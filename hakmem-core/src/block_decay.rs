@@ -74,8 +74,9 @@ impl Default for State {
     }
 }
 
-/// Called after malloc handed out block `p` of decaying class `c` from this thread's heap:
-/// clears the block's decay mark, and every `TICK` calls walks the heap when the delay passed.
+/// Called after malloc handed out block `p` of a decaying class (not in checking mode, whose
+/// blocks come from the shared heap): clears the block's decay mark, and every `TICK` calls
+/// walks this thread's heap when the delay passed.
 ///
 /// # Safety
 /// `tc` is this thread's cache, `p` a block of at least 24 bytes just handed out.
@@ -105,7 +106,7 @@ pub unsafe fn on_alloc(tc: *mut ThreadCache, p: *mut u8) {
 #[cold]
 #[inline(never)]
 unsafe fn look(heap: *mut Heap) {
-    if policy::checked() || policy::purge_kind() == os::PurgeKind::None {
+    if policy::purge_kind() == os::PurgeKind::None {
         return;
     }
     let now = os::now_ms();
@@ -117,16 +118,16 @@ unsafe fn look(heap: *mut Heap) {
             return;
         }
         (*st).last_ms = now;
-        walk(heap, false);
+        walk(heap);
     }
 }
 
-/// Purges the free blocks of `heap`'s decaying classes that the last walk found free already
-/// (every one with `now`), and marks the others. Returns the bytes purged.
+/// Purges the free blocks of `heap`'s decaying classes that the last walk found free already,
+/// and marks the others. Returns the bytes purged.
 ///
 /// # Safety
 /// The caller owns `heap` (its thread's, or a heap it holds) and holds no reference into it.
-pub unsafe fn walk(heap: *mut Heap, now: bool) -> usize {
+pub unsafe fn walk(heap: *mut Heap) -> usize {
     let kind = policy::purge_kind();
     let mut purged = 0;
     for c in FIRST_CLASS..NUM_CLASSES {
@@ -135,7 +136,7 @@ pub unsafe fn walk(heap: *mut Heap, now: bool) -> usize {
             let bin = ptr::addr_of_mut!((*Heap::bins(heap))[c]);
             let s = (*bin).slab;
             if !s.is_null() {
-                purged += purge_list(s, (*bin).free, now, kind);
+                purged += purge_list(s, (*bin).free, kind);
             }
             for list in [
                 ptr::addr_of!((*heap).partial[c]),
@@ -143,13 +144,12 @@ pub unsafe fn walk(heap: *mut Heap, now: bool) -> usize {
             ] {
                 let mut s = (*list).head;
                 while !s.is_null() {
-                    purged += purge_list(s, (*s).local_free, now, kind);
+                    purged += purge_list(s, (*s).local_free, kind);
                     s = (*s).next;
                 }
             }
         }
     }
-    crate::purge::PURGED_BYTES.fetch_add(purged, Relaxed);
     purged
 }
 
@@ -159,7 +159,7 @@ pub unsafe fn walk(heap: *mut Heap, now: bool) -> usize {
 ///
 /// # Safety
 /// The caller owns `s` and the list.
-unsafe fn purge_list(s: *mut Slab, head: u64, now: bool, kind: os::PurgeKind) -> usize {
+unsafe fn purge_list(s: *mut Slab, head: u64, kind: os::PurgeKind) -> usize {
     let mut purged = 0;
     let mut i = head;
     // SAFETY: the caller owns `s` and the list (this fn's contract): every index checked
@@ -170,7 +170,7 @@ unsafe fn purge_list(s: *mut Slab, head: u64, now: bool, kind: os::PurgeKind) ->
         let mut n = 0;
         while i != NIL && i < carved && n < carved {
             let a = (*s).block_at(i);
-            purged += purge_block(a, size, now, kind);
+            purged += purge_block(a, size, kind);
             i = freelist::next_of(a);
             n += 1;
         }
@@ -178,13 +178,13 @@ unsafe fn purge_list(s: *mut Slab, head: u64, now: bool, kind: os::PurgeKind) ->
     purged
 }
 
-/// Free block `a` (of `size` bytes): marks it `SEEN`, or if it was so already (or `now`),
-/// purges its whole pages past its first `KEEP` bytes and marks it `PURGED`; nothing if it is
-/// so already. Returns the bytes purged.
+/// Free block `a` (of `size` bytes): marks it `SEEN`, or if it was so already, purges its whole
+/// pages past its first `KEEP` bytes and marks it `PURGED`; nothing if it is so already.
+/// Returns the bytes purged.
 ///
 /// # Safety
 /// `a` is a free block of `size` bytes that the caller owns.
-unsafe fn purge_block(a: usize, size: usize, now: bool, kind: os::PurgeKind) -> usize {
+unsafe fn purge_block(a: usize, size: usize, kind: os::PurgeKind) -> usize {
     let mark_at = (a + 16) as *mut u64;
     // SAFETY: the block is free and the caller's (this fn's contract); its third word lies in
     // its first page, which is never purged.
@@ -193,7 +193,7 @@ unsafe fn purge_block(a: usize, size: usize, now: bool, kind: os::PurgeKind) -> 
         if m == purged() {
             return 0;
         }
-        if m != seen() && !now {
+        if m != seen() {
             *mark_at = seen();
             return 0;
         }
@@ -202,7 +202,7 @@ unsafe fn purge_block(a: usize, size: usize, now: bool, kind: os::PurgeKind) -> 
         if hi <= lo {
             return 0;
         }
-        os::purge(lo as *mut u8, hi - lo, kind);
+        crate::purge::purge_range(lo, hi - lo, kind);
         *mark_at = purged();
         hi - lo
     }
@@ -253,16 +253,16 @@ mod tests {
                 let (lo, len) = interior(v[0], size);
                 assert_eq!(resident(lo, len), len / PAGE);
                 // The first walk only finds them free.
-                assert_eq!(walk(heap, false), 0);
+                assert_eq!(walk(heap), 0);
                 assert_eq!(resident(lo, len), len / PAGE);
                 // Still free at the second: purged, all but their first page.
-                assert_eq!(walk(heap, false), 5 * len);
+                assert_eq!(walk(heap), 5 * len);
                 for &p in &v[..5] {
                     let (lo, len) = interior(p, size);
                     assert_eq!(resident(lo, len), 0, "an idle free block kept its pages");
                     assert_eq!(resident(p & !(PAGE - 1), PAGE), 1);
                 }
-                assert_eq!(walk(heap, false), 0, "a purged block purged again");
+                assert_eq!(walk(heap), 0, "a purged block purged again");
                 // The live block is untouched.
                 let live = core::slice::from_raw_parts(v[5] as *const u8, N);
                 assert!(live.iter().all(|&b| b == 0xab));
@@ -278,16 +278,16 @@ mod tests {
                 // A block handed out between two walks is not purged by the second; freed
                 // again and idle, it decays again.
                 alloc::free(v[0] as *mut u8);
-                assert_eq!(walk(heap, false), 0);
+                assert_eq!(walk(heap), 0);
                 let q = alloc::malloc(N) as usize;
                 assert_eq!(q, v[0]);
                 alloc::free(q as *mut u8);
                 assert_eq!(
-                    walk(heap, false),
+                    walk(heap),
                     0,
                     "a block handed out since the last walk purged"
                 );
-                assert_eq!(walk(heap, false), len);
+                assert_eq!(walk(heap), len);
                 for &p in &v[1..] {
                     alloc::free(p as *mut u8);
                 }

@@ -649,12 +649,8 @@ unsafe fn flush_bin(heap: *mut Heap, bin: *mut Bin) {
     // owner's frees went onto the bin).
     unsafe {
         debug_assert!((*s).local_free == NIL, "a current slab with a local list");
-        let n = if list == NIL {
-            0
-        } else {
-            (*s).local_free = list;
-            list_len_tail(s, list).0
-        };
+        (*s).local_free = list;
+        let n = list_len_tail(s, list).0;
         // Every other carved block is user-held or a remote free not yet collected.
         Bin::clear(bin, (*s).carved.load(Relaxed) as u32 - n);
     }

@@ -167,9 +167,12 @@ pub fn trim_large() -> usize {
     n
 }
 
+/// Purges `a..a+len` and counts it in `PURGED_BYTES`.
+///
 /// # Safety
-/// `a..a+len` is free memory of a mapped slab or SuperSlab that no thread uses.
-unsafe fn purge_range(a: usize, len: usize, kind: PurgeKind) {
+/// `a..a+len` is page-aligned free memory of a mapped slab or SuperSlab that no thread uses
+/// (or a free block's pages that only its slab's owner reaches).
+pub unsafe fn purge_range(a: usize, len: usize, kind: PurgeKind) {
     // SAFETY: the caller's promise.
     unsafe { os::purge(a as *mut u8, len, kind) };
     PURGED_BYTES.fetch_add(len, Relaxed);

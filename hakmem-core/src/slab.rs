@@ -198,14 +198,15 @@ impl Slab {
         crate::remote_list::take_keep_flag(&self.thread_free)
     }
 
-    /// Blocks user-held or in the owner's bin.
+    /// Blocks user-held or pending as remote frees (of a current slab: `CURRENT_USED` less its
+    /// owner's frees since it was set).
     #[inline]
     pub fn used(&self) -> u32 {
         self.used_full & !FULL
     }
 
-    /// Sets the count of blocks in use of a slab that is not marked full (the bin's current
-    /// slab, or one being installed as current: a full slab is never current).
+    /// Sets the count of a slab that is not marked full: `CURRENT_USED` when it becomes (or
+    /// stays) current, the blocks in use when it stops being current.
     #[inline]
     pub fn set_used(&mut self, n: u32) {
         debug_assert!(n < FULL, "a slab with 2^31 blocks in use");
@@ -213,12 +214,12 @@ impl Slab {
         self.used_full = n;
     }
 
-    /// `n` blocks came back (collected remote frees, a flushed bin).
+    /// `n` remote frees were collected into a slab that is not current.
     #[inline]
     pub fn sub_used(&mut self, n: u32) {
         debug_assert!(
             self.used() >= n,
-            "more blocks back (remote frees collected, a bin flushed) than in use"
+            "more remote frees collected than blocks in use"
         );
         self.used_full -= n;
     }

@@ -113,6 +113,7 @@ unsafe fn add_heap(t: &mut Totals, h: *const Heap) {
 }
 
 pub fn collect() -> Totals {
+    let (cached_ranges, cached_bytes) = crate::large_cache::usage();
     let mut t = Totals {
         classes: [ClassCounts::default(); NUM_CLASSES],
         allocs: 0,
@@ -122,8 +123,8 @@ pub fn collect() -> Totals {
         large_frees: large::FREES.load(Relaxed) as u64,
         large_cache_hits: large::CACHE_HITS.load(Relaxed) as u64,
         large_realloc_cache_hits: large::REALLOC_CACHE_HITS.load(Relaxed) as u64,
-        large_cached_ranges: crate::large_cache::usage().0 as u64,
-        large_cached_bytes: crate::large_cache::usage().1 as u64,
+        large_cached_ranges: cached_ranges as u64,
+        large_cached_bytes: cached_bytes as u64,
         mmap_calls: os::MMAP_CALLS.load(Relaxed) as u64,
         munmap_calls: os::MUNMAP_CALLS.load(Relaxed) as u64,
         madvise_calls: os::MADVISE_CALLS.load(Relaxed) as u64,
