@@ -218,7 +218,7 @@ unsafe fn free_small(p: *mut u8, s: *mut Slab) {
                 &(*((tc as *mut u8).add((*s).bin_offset as usize) as *mut Bin)).frees,
                 1,
             );
-            if heap::free_local(s, a, k) {
+            if heap::free_local(s, a) {
                 free_local_slow(s);
             }
         }

@@ -161,17 +161,18 @@ pub unsafe fn walk(heap: *mut Heap) -> usize {
 /// The caller owns `s` and the list.
 unsafe fn purge_list(s: *mut Slab, head: u64, kind: os::PurgeKind) -> usize {
     let mut purged = 0;
-    let mut i = head;
-    // SAFETY: the caller owns `s` and the list (this fn's contract): every index checked
-    // against `carved` is a free block of `s`, whose words and pages are the caller's.
+    let mut p = head;
+    // SAFETY: the caller owns `s` and the list (this fn's contract): every offset checked
+    // to be a carved block's (`index_of` below `carved`) is a free block of `s`, whose words
+    // and pages are the caller's.
     unsafe {
         let carved = (*s).carved.load(Relaxed);
         let size = (*s).block_size as usize;
         let mut n = 0;
-        while i != NIL && i < carved && n < carved {
-            let a = (*s).block_at(i);
+        while p != NIL && Slab::index_of(s, (*s).at(p)) < carved && n < carved {
+            let a = (*s).at(p);
             purged += purge_block(a, size, kind);
-            i = freelist::next_of(a);
+            p = freelist::next_of(a);
             n += 1;
         }
     }

@@ -254,7 +254,7 @@ unsafe fn send(blocks: &[usize]) {
             // SAFETY: as above: both blocks are this caller's, in slab `s`.
             unsafe {
                 last = Slab::index_of(s, blocks[j]);
-                freelist::set_next(tail, last);
+                freelist::set_next(tail, (blocks[j] - (*s).start) as u64);
             }
             tail = blocks[j];
             j += 1;
@@ -264,7 +264,7 @@ unsafe fn send(blocks: &[usize]) {
         // link is the caller's to write until then; `thread_free` is atomic.
         if unsafe {
             remote_list::push_run(&(*s).thread_free, k, last, n, |old| {
-                freelist::set_next(tail, old)
+                freelist::set_next(tail, (*s).offset_of(old))
             })
         } {
             // SAFETY: this push set NOTIFIED, so `s` is in no queue, and it stays owned (by

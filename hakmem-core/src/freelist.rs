@@ -1,21 +1,26 @@
 //! Hardened free-list links and the free-block tag.
 //!
 //! A free block's first word holds the link to the next free block of its slab, never in plain
-//! form: the link is the next block's *index* in the slab, encoded with a per-process secret and
-//! the address the word is stored at:
+//! form: the link is the next block's *offset* from the slab's start (its index times the block
+//! size), encoded with a per-process secret and the address the word is stored at:
 //!
 //! ```text
-//! word  = (index * INV) ^ address        index = (word ^ address) * MUL
+//! word  = (offset * INV) ^ address        offset = (word ^ address) * MUL
 //! ```
 //!
 //! `MUL` is a random odd 64-bit number and `INV` its inverse modulo 2^64. The multiplication
-//! spreads any change of the word (a one-byte overflow too) over all 64 bits of the index, and
+//! spreads any change of the word (a one-byte overflow too) over all 64 bits of the offset, and
 //! the address makes a word copied from another block decode to garbage, so a forged, shifted or
-//! copied link decodes to an index far past the last block of any slab. An index is checked
-//! against the slab's `carved` count before it is turned into a pointer (`start + index * size`),
-//! so a link that passes names a block boundary of the slab by construction, and a link that
-//! fails stops the process: hakmem never hands out a pointer outside its slabs. The end of a
-//! list is the index `NIL`, which no slab reaches.
+//! copied link decodes to an offset far past the end of any slab. An offset is checked against
+//! the bytes the slab has carved before it is turned into a pointer (`start + offset`), and a
+//! link that fails stops the process: hakmem never hands out a pointer outside its slabs. A
+//! garbage word passes that check with probability (carved bytes) / 2^64, under 2^-42 for the
+//! largest slab. The end of a list is the offset `NIL`, which no slab reaches.
+//!
+//! The link is an offset rather than an index so that the block after the one malloc hands out
+//! is one multiplication away from the loaded word (decode, then add the slab's start), not two
+//! (decode, then scale the index): consecutive mallocs of one class wait on each other through
+//! that chain.
 //!
 //! A free block's second word holds `TAG`, a second random number, from the moment it is carved
 //! or freed until malloc hands it out (which clears the word). `free` reports a block whose
@@ -134,13 +139,15 @@ fn fallback_seed() -> [u64; 3] {
     [a, mix(b), mix(b ^ h)]
 }
 
-/// The encoded form of a link to block `next` (an index, or NIL), stored at address `at`.
+/// The encoded form of a link to the block at offset `next` of its slab (or NIL), stored at
+/// address `at`.
 #[inline(always)]
 pub fn encode(next: u64, at: usize) -> u64 {
     next.wrapping_mul(keys().inv) ^ at as u64
 }
 
-/// The index a link word stored at `at` names (unchecked: compare it with the slab's `carved`).
+/// The offset a link word stored at `at` names (unchecked: compare it with the bytes the slab
+/// has carved).
 #[inline(always)]
 pub fn decode(word: u64, at: usize) -> u64 {
     (word ^ at as u64).wrapping_mul(keys().mul)
@@ -340,7 +347,7 @@ mod tests {
     #[test]
     fn a_changed_or_moved_link_decodes_far_past_any_slab() {
         crate::init::ensure();
-        const MAX_BLOCKS: u64 = 1 << 20; // more than any slab holds
+        const MAX_BLOCKS: u64 = 1 << 32; // past the end of any slab (offsets are bytes)
         let at = 0x7f00_1234_5640usize;
         for i in [0u64, 1, 7, 100, 4095, NIL] {
             let w = encode(i, at);
@@ -392,7 +399,7 @@ mod tests {
                 );
             }
             let head2 = Slab::carve(&mut s, 5);
-            assert_eq!(head2, 10);
+            assert_eq!(head2, 10 * 48);
             // splice the second list behind the first, as install and drain_remote do
             set_next(tail, head2);
             assert_eq!(list_len_tail(&s, head).0, 15);

@@ -131,21 +131,23 @@ fn owns(heap: *mut Heap) -> bool {
 #[inline(always)]
 pub unsafe fn pop(bin: *mut Bin) -> *mut Block {
     // SAFETY: the caller owns `bin` (this fn's contract), so no other thread touches it.
-    let (i, start, size) = unsafe { ((*bin).free, (*bin).start, (*bin).block_size) };
+    let (off, start) = unsafe { ((*bin).free, (*bin).start) };
     // SAFETY: as above.
-    if i >= unsafe { (*bin).limit } {
+    if off >= unsafe { (*bin).limit } {
         return ptr::null_mut();
     }
-    let a = start.wrapping_add(i.wrapping_mul(size) as usize);
-    // SAFETY: `i < limit`, so `a` is a carved block of the bin's slab (in use, so mapped)
-    // and free: its link and tag are the bin's to read and rewrite.
+    let a = start.wrapping_add(off as usize);
+    // SAFETY: `off < limit`, so `a` is a carved block of the bin's slab (in use, so mapped)
+    // and free (a link that decoded below `limit` but between two blocks is the one case
+    // `freelist` leaves to chance: see there): its link and tag are the bin's to read and
+    // rewrite.
     unsafe {
         let n = freelist::next_of(a);
         (*bin).free = n;
-        // The next block (NIL or a bad index give a harmless address): its link is what the
+        // The next block (NIL or a bad offset give a harmless address): its link is what the
         // next pop waits for, and blocks that other threads freed come back cold. Issued
         // before the tag store, which the compiler cannot prove misses `bin`.
-        prefetch(start.wrapping_add(n.wrapping_mul(size) as usize));
+        prefetch(start.wrapping_add(n as usize));
         freelist::clear_tag(a);
     }
     a as *mut Block
@@ -177,8 +179,9 @@ unsafe fn check_bin(bin: *mut Bin) {
     // slab of a mapped SuperSlab, which `corrupt` only reads before stopping the process.
     unsafe {
         let s = (*bin).slab;
-        if !s.is_null() && (*bin).free != NIL && (*bin).free >= (*bin).limit {
-            freelist::corrupt(s, 0, (*bin).free);
+        let off = (*bin).free;
+        if !s.is_null() && off != NIL && !Slab::holds_block(s, (*s).at(off)) {
+            freelist::corrupt(s, 0, off);
         }
     }
 }
@@ -266,9 +269,10 @@ unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
         (*s).local_free = NIL;
         let r = (*s).take_remote_keep_flag();
         if r.head != NIL {
-            debug_assert_eq!(list_len_tail(s, r.head), (r.n, (*s).block_at(r.tail)));
+            let head = (*s).offset_of(r.head);
+            debug_assert_eq!(list_len_tail(s, head), (r.n, (*s).block_at(r.tail)));
             freelist::set_next((*s).block_at(r.tail), list);
-            list = r.head;
+            list = head;
         }
         list
     };
@@ -304,7 +308,7 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
             // (The owner's frees into `cur` went onto the bin: its local list is empty.)
             let r = (*cur).take_remote_keep_flag();
             if r.head != NIL {
-                (*bin).free = r.head;
+                (*bin).free = (*cur).offset_of(r.head);
                 return pop_checked(bin);
             }
             if (*cur).carved.load(Relaxed) < (*cur).capacity as u64 {
@@ -439,15 +443,14 @@ pub unsafe fn drain_remote(heap: *mut Heap) -> bool {
         }
         // SAFETY: as above; `thread_free` is taken atomically.
         let r = unsafe { remote_list::take_and_clear(&(*s).thread_free) };
-        let list = r.head;
-        if list != NIL {
+        if r.head != NIL {
             any = true;
             // SAFETY: `s` belongs to the caller's heap, so its owner-side fields, its bin and
             // the links of the blocks just taken from its remote list are the caller's; the
             // run's length and last block come from the slab's word, not from the blocks, and
             // the tail index is below `carved` (a block's index, as every pushed one).
             unsafe {
-                let (n, tail) = (r.n, (*s).block_at(r.tail));
+                let (list, n, tail) = ((*s).offset_of(r.head), r.n, (*s).block_at(r.tail));
                 debug_assert_eq!(list_len_tail(s, list), (n, tail));
                 add_single_writer(&(*heap).stat_drained_blocks, n as u64);
                 let bin = ptr::addr_of_mut!((*Heap::bins(heap))[(*s).class as usize]);
@@ -692,15 +695,15 @@ unsafe fn bin_holds_all(bin: *mut Bin, s: *mut Slab) -> bool {
         if (*s).thread_free.load(Relaxed) != 0 {
             return false;
         }
-        let carved = (*s).carved.load(Relaxed) as usize;
+        let carved = (*s).carved.load(Relaxed);
         let mut n = 0;
-        let mut i = (*bin).free;
-        while i != NIL && n <= carved {
-            if i >= (*s).carved.load(Relaxed) {
+        let mut p = (*bin).free;
+        while p != NIL && n <= carved {
+            if Slab::index_of(s, (*s).at(p)) >= carved {
                 return false; // a bad link: the slow path reports it later
             }
             n += 1;
-            i = freelist::next_of((*s).block_at(i));
+            p = freelist::next_of((*s).at(p));
         }
         n == carved
     }
@@ -907,13 +910,13 @@ pub unsafe fn shared_free_locked(heap: *mut Heap, s: *mut Slab, a: usize) {
     // `s`, as `free_local` requires.
     unsafe {
         add_single_writer(&(*heap).stat_frees[(*s).class as usize], 1);
-        if free_local(s, a, Slab::index_of(s, a)) {
+        if free_local(s, a) {
             classify(heap, s);
         }
     }
 }
 
-/// The owner's free of block `k` (at `a`) of its slab `s`: tagged free and pushed where the
+/// The owner's free of block `a` of its slab `s`: tagged free and pushed where the
 /// slab's `list_head` says: the bin, when `s` is its current slab (so that the next malloc of
 /// the class reuses the block while it is still in this core's cache, as a thread cache does),
 /// else the slab's local list (the bin takes it when the slab is current again). Returns
@@ -921,17 +924,17 @@ pub unsafe fn shared_free_locked(heap: *mut Heap, s: *mut Slab, a: usize) {
 /// slab, its count ran down from `CURRENT_USED`).
 ///
 /// # Safety
-/// The caller owns `s` (its thread's heap, or the shared lock), and `a` is a live block of it
-/// with index `k`, checked not to be free already.
+/// The caller owns `s` (its thread's heap, or the shared lock), and `a` is a live block of it,
+/// checked not to be free already.
 #[inline(always)]
-pub unsafe fn free_local(s: *mut Slab, a: usize, k: u64) -> bool {
+pub unsafe fn free_local(s: *mut Slab, a: usize) -> bool {
     // SAFETY: this fn's contract: the block's link and tag and the slab's owner-side fields
     // are the caller's alone.
     unsafe {
         let head = (*s).list_head;
         freelist::set_tag(a);
         freelist::set_next(a, *head);
-        *head = k;
+        *head = a.wrapping_sub((*s).start) as u64;
         debug_assert!(
             (*s).used() > 0,
             "an owner's free into a slab with no block in use"

@@ -50,9 +50,14 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) 
             return;
         }
     }
-    // SAFETY: as above for the link, written before the CAS that publishes the block;
+    // SAFETY: as above for the link (the previous head's offset: `offset_of` reads the
+    // formatted slab's block size), written before the CAS that publishes the block;
     // `thread_free` is atomic.
-    if unsafe { remote_list::push(&(*s).thread_free, k, |old| freelist::set_next(a, old)) } {
+    if unsafe {
+        remote_list::push(&(*s).thread_free, k, |old| {
+            freelist::set_next(a, (*s).offset_of(old))
+        })
+    } {
         // SAFETY: a slab with a pending remote free is in use, so it stays mapped; this push
         // set NOTIFIED, so `s` is in no queue. The owner may already have taken the block (its
         // current slab), but NOTIFIED stays set until the queue's consumer clears it and a slab

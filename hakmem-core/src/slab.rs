@@ -80,7 +80,7 @@ pub struct Slab {
     pub next_remote: AtomicPtr<Slab>,
     pub(crate) _pad_remote: [u8; 48],
     // Third cache line: the owner's (or the pool lock holder's).
-    pub local_free: u64, // head index of the owner's frees, NIL when none
+    pub local_free: u64, // offset of the first of the owner's frees, NIL when none
     /// Blocks user-held or pending as remote frees (`used()`), and `FULL`: one word, so that
     /// the owner's free decrements it and tests "now empty, or was full" with one signed branch.
     /// While the slab is a bin's current slab it is not a count but `CURRENT_USED`, which the
@@ -151,13 +151,36 @@ impl Slab {
             .wrapping_add(i.wrapping_mul(self.block_size as u64) as usize)
     }
 
+    /// The address of the block at offset `off` (a list position: below `carved_bytes()`).
+    #[inline(always)]
+    pub fn at(&self, off: u64) -> usize {
+        self.start.wrapping_add(off as usize)
+    }
+
+    /// The list position of block `i`: its offset from `start`, or NIL for NIL (an empty
+    /// remote stack's head).
+    #[inline(always)]
+    pub fn offset_of(&self, i: u64) -> u64 {
+        if i == NIL {
+            NIL
+        } else {
+            i * self.block_size as u64
+        }
+    }
+
+    /// Bytes carved so far: every multiple of `block_size` below it is a block's offset.
+    #[inline(always)]
+    pub fn carved_bytes(&self) -> u64 {
+        self.carved.load(Relaxed) * self.block_size as u64
+    }
+
     #[inline]
     pub fn block_index(&self, a: usize) -> usize {
         (a - self.start) / self.block_size as usize
     }
 
     /// Carves up to `max` new blocks of `s` into a list, each linked and tagged free; returns its
-    /// head (NIL if the slab is fully carved) and updates `carved`. Takes a raw pointer, not
+    /// head's offset (NIL if the slab is fully carved) and updates `carved`. Takes a raw pointer, not
     /// `&mut Slab`: other threads read the descriptor (and CAS its remote list) meanwhile.
     ///
     /// # Safety
@@ -178,7 +201,11 @@ impl Slab {
             let bs = (*s).block_size as usize;
             let mut a = (*s).block_at(first);
             for i in first..first + n {
-                let next = if i + 1 < first + n { i + 1 } else { NIL };
+                let next = if i + 1 < first + n {
+                    (a + bs - (*s).start) as u64
+                } else {
+                    NIL
+                };
                 freelist::set_next(a, next);
                 freelist::set_tag(a);
                 a += bs;
@@ -187,7 +214,7 @@ impl Slab {
             // Relaxed: another thread checks a block against it only after the program handed
             // it that block, which the owner carved (and stored this) before.
             (*s).carved.store(first + n, Relaxed);
-            first
+            (*s).offset_of(first)
         }
     }
 
@@ -244,9 +271,10 @@ impl Slab {
     }
 }
 
-/// Length of the list of slab `s` that starts at block `head` (NIL: empty), and its last
-/// block's address (0 when empty). Every link is checked: a link that names no block, or a list
-/// longer than the slab (a cycle), stops the process as heap corruption.
+/// Length of the list of slab `s` that starts at offset `head` (NIL: empty), and its last
+/// block's address (0 when empty). Every link is checked: a link that names no block (past the
+/// carved bytes, or between two blocks), or a list longer than the slab (a cycle), stops the
+/// process as heap corruption.
 ///
 /// # Safety
 /// `s` is a slab whose lists the caller owns (or has just taken from `thread_free`).
@@ -256,18 +284,20 @@ pub unsafe fn list_len_tail(s: *const Slab, head: u64) -> (u32, usize) {
     let carved = unsafe { (*s).carved.load(Relaxed) };
     let mut n = 0u64;
     let mut tail = 0usize;
-    let mut i = head;
-    while i != NIL {
-        if i >= carved || n >= carved {
+    let mut p = head;
+    while p != NIL {
+        // SAFETY: `s` is a valid descriptor; `index_of` only reads its format fields, and is
+        // below `carved` exactly for the offset of a carved block.
+        if unsafe { Slab::index_of(s, (*s).at(p)) } >= carved || n >= carved {
             // SAFETY: `s` is a valid descriptor; `corrupt` only reads it and stops the process.
-            unsafe { freelist::corrupt(s, tail, i) };
+            unsafe { freelist::corrupt(s, tail, p) };
         }
-        // SAFETY: `i < carved`, so `tail` is a carved block of `s`, in mapped memory, on a
-        // list the caller owns: its link is ours to read.
+        // SAFETY: `p` is a block's offset below the carved bytes, so `tail` is a carved block
+        // of `s`, in mapped memory, on a list the caller owns: its link is ours to read.
         unsafe {
-            tail = (*s).block_at(i);
+            tail = (*s).at(p);
             n += 1;
-            i = freelist::next_of(tail);
+            p = freelist::next_of(tail);
         }
     }
     (n as u32, tail)

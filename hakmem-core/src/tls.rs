@@ -11,24 +11,24 @@ use crate::freelist::NIL;
 use crate::heap::Heap;
 use crate::size_class::NUM_CLASSES;
 use crate::slab::{Slab, CURRENT_USED};
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::AtomicU64;
 
 /// One size class of a thread: the free list of its current slab, a copy of what popping it
 /// needs from the slab (one cache line, no other load), and counters. A zeroed bin is empty:
 /// `free >= limit` sends malloc to its slow path.
 ///
 /// Owner-only (the thread, or the holder of the heap whose `own_bins` it is): `free`, `limit`,
-/// `block_size`, `start`, `slab`. Atomic: `allocs` and `frees`, which statistics read from other
+/// `start`, `slab`. Atomic: `allocs` and `frees`, which statistics read from other
 /// threads; the owner updates them with a Relaxed load and store (`add_single_writer`), never a
 /// read-modify-write. No `&mut Bin` is ever made: functions take `*mut Bin`.
 #[repr(C, align(64))]
 pub struct Bin {
-    /// Index in `slab` of the next block to hand out (decoded, checked against `limit` before
+    /// Offset in `slab` of the next block to hand out (decoded, checked against `limit` before
     /// use), or NIL.
     pub free: u64,
-    /// `slab.carved` (0 when there is no slab): every index below it is a block.
+    /// The bytes `slab` has carved (0 when there is no slab): the offsets of its blocks are
+    /// below it.
     pub limit: u64,
-    pub block_size: u64,
     pub start: usize,
     pub slab: *mut Slab,
     pub allocs: AtomicU64,
@@ -40,7 +40,6 @@ impl Bin {
         Bin {
             free: NIL,
             limit: 0,
-            block_size: 0,
             start: 0,
             slab: core::ptr::null_mut(),
             allocs: AtomicU64::new(0),
@@ -48,7 +47,7 @@ impl Bin {
         }
     }
 
-    /// Makes `s` bin `bin`'s slab, with the list headed by `head`: the owner's frees into `s`
+    /// Makes `s` bin `bin`'s slab, with the list headed by offset `head`: the owner's frees into `s`
     /// go onto the bin from now on, and `s`'s count becomes `CURRENT_USED`.
     ///
     /// # Safety
@@ -60,7 +59,7 @@ impl Bin {
         // contract), so its `carved` changes only by this thread and the other fields are fixed.
         unsafe {
             debug_assert!(
-                head == NIL || head < (*s).carved.load(Relaxed),
+                head == NIL || Slab::holds_block(s, (*s).at(head)),
                 "a bin's list starts at a block that is not carved"
             );
             debug_assert!(
@@ -71,8 +70,7 @@ impl Bin {
             (*s).set_used(CURRENT_USED);
             (*bin).slab = s;
             (*bin).free = head;
-            (*bin).limit = (*s).carved.load(Relaxed);
-            (*bin).block_size = (*s).block_size as u64;
+            (*bin).limit = (*s).carved_bytes();
             (*bin).start = (*s).start;
         }
     }
