@@ -20,7 +20,7 @@
 //! them, when the delay has passed since the last walk): the lists are the owner's, and no other
 //! thread reads a free block's pages.
 
-use crate::freelist::{self, NIL};
+use crate::freelist;
 use crate::heap::Heap;
 use crate::os::{self, PAGE};
 use crate::policy::{self, Opt};
@@ -169,7 +169,7 @@ unsafe fn purge_list(s: *mut Slab, head: u64, kind: os::PurgeKind) -> usize {
         let carved = (*s).carved.load(Relaxed);
         let size = (*s).block_size as usize;
         let mut n = 0;
-        while p != NIL && Slab::index_of(s, (*s).at(p)) < carved && n < carved {
+        while Slab::holds_offset(s, p) && n < carved {
             let a = (*s).at(p);
             purged += purge_block(a, size, kind);
             p = freelist::next_of(a);

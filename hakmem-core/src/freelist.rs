@@ -382,6 +382,24 @@ mod tests {
     }
 
     #[test]
+    fn an_offset_names_a_block_only_at_a_carved_boundary() {
+        let mut mem = vec![0u64; 4096];
+        let mut s = fake_slab(&mut mem, 48);
+        s.carved = 10.into();
+        // SAFETY: `s` is a valid descriptor, which `holds_offset` only reads.
+        let holds = |p| unsafe { Slab::holds_offset(&s, p) };
+        for i in 0..10u64 {
+            assert!(holds(i * 48), "block {i}");
+            for d in [1u64, 8, 16, 32, 47] {
+                assert!(!holds(i * 48 + d), "{d} bytes into block {i}");
+            }
+        }
+        for p in [480u64, 481, 4096 * 8, 1 << 40, NIL, NIL - 47, u64::MAX / 2] {
+            assert!(!holds(p), "offset {p:#x}");
+        }
+    }
+
+    #[test]
     fn carved_lists_are_linked_tagged_and_walked() {
         crate::init::ensure();
         let mut mem = vec![0u64; 4096];

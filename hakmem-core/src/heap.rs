@@ -180,7 +180,7 @@ unsafe fn check_bin(bin: *mut Bin) {
     unsafe {
         let s = (*bin).slab;
         let off = (*bin).free;
-        if !s.is_null() && off != NIL && !Slab::holds_block(s, (*s).at(off)) {
+        if !s.is_null() && off != NIL && !Slab::holds_offset(s, off) {
             freelist::corrupt(s, 0, off);
         }
     }
@@ -699,7 +699,7 @@ unsafe fn bin_holds_all(bin: *mut Bin, s: *mut Slab) -> bool {
         let mut n = 0;
         let mut p = (*bin).free;
         while p != NIL && n <= carved {
-            if Slab::index_of(s, (*s).at(p)) >= carved {
+            if !Slab::holds_offset(s, p) {
                 return false; // a bad link: the slow path reports it later
             }
             n += 1;

@@ -140,6 +140,17 @@ impl Slab {
         unsafe { Slab::index_of(s, a) < (*s).carved.load(Relaxed) }
     }
 
+    /// Whether offset `p` (a decoded link) names a carved block of slab `s`: a multiple of the
+    /// block size below the carved bytes. NIL and every other offset give false.
+    ///
+    /// # Safety
+    /// As for `index_of`.
+    #[inline]
+    pub unsafe fn holds_offset(s: *const Slab, p: u64) -> bool {
+        // SAFETY: this fn's contract; `holds_block` only reads the descriptor.
+        unsafe { Slab::holds_block(s, (*s).start.wrapping_add(p as usize)) }
+    }
+
     // The methods below that take `&self` are the owner's (or the pool lock holder's): while
     // it holds the reference, other threads only read the slab's plain fields and touch its
     // atomics, which a shared reference allows.
@@ -288,7 +299,7 @@ pub unsafe fn list_len_tail(s: *const Slab, head: u64) -> (u32, usize) {
     while p != NIL {
         // SAFETY: `s` is a valid descriptor; `index_of` only reads its format fields, and is
         // below `carved` exactly for the offset of a carved block.
-        if unsafe { Slab::index_of(s, (*s).at(p)) } >= carved || n >= carved {
+        if unsafe { !Slab::holds_offset(s, p) } || n >= carved {
             // SAFETY: `s` is a valid descriptor; `corrupt` only reads it and stops the process.
             unsafe { freelist::corrupt(s, tail, p) };
         }

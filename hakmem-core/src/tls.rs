@@ -59,7 +59,7 @@ impl Bin {
         // contract), so its `carved` changes only by this thread and the other fields are fixed.
         unsafe {
             debug_assert!(
-                head == NIL || Slab::holds_block(s, (*s).at(head)),
+                head == NIL || Slab::holds_offset(s, head),
                 "a bin's list starts at a block that is not carved"
             );
             debug_assert!(
