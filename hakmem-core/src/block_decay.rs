@@ -162,9 +162,8 @@ pub unsafe fn walk(heap: *mut Heap) -> usize {
 unsafe fn purge_list(s: *mut Slab, head: u64, kind: os::PurgeKind) -> usize {
     let mut purged = 0;
     let mut p = head;
-    // SAFETY: the caller owns `s` and the list (this fn's contract): every offset checked
-    // to be a carved block's (`index_of` below `carved`) is a free block of `s`, whose words
-    // and pages are the caller's.
+    // SAFETY: the caller owns `s` and the list (this fn's contract): every offset
+    // `holds_offset` accepts is a free block of `s`, whose words and pages are the caller's.
     unsafe {
         let carved = (*s).carved.load(Relaxed);
         let size = (*s).block_size as usize;

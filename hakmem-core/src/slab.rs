@@ -5,8 +5,9 @@
 //! collected), or not yet carved. `used()` counts the user-held and uncollected ones of a slab
 //! that is not current; a current slab's count is `CURRENT_USED` and is recomputed (carved less
 //! the bin's blocks) when it stops being current.
-//! Every list links blocks by their index in the slab, encoded (see `freelist`); a list head is
-//! a plain index (`NIL` for none).
+//! Every list links blocks by their byte offset in the slab, encoded (see `freelist`); a list
+//! head is a plain offset (`NIL` for none). Remote stacks keep block indices in their packed
+//! word (`remote_list`) and are turned into offsets (`offset_of`) when they are linked or taken.
 
 use crate::freelist::{self, NIL};
 use crate::heap::Heap;
@@ -191,8 +192,9 @@ impl Slab {
     }
 
     /// Carves up to `max` new blocks of `s` into a list, each linked and tagged free; returns its
-    /// head's offset (NIL if the slab is fully carved) and updates `carved`. Takes a raw pointer, not
-    /// `&mut Slab`: other threads read the descriptor (and CAS its remote list) meanwhile.
+    /// head's offset (NIL if the slab is fully carved) and updates `carved`. Takes a raw
+    /// pointer, not `&mut Slab`: other threads read the descriptor (and CAS its remote list)
+    /// meanwhile.
     ///
     /// # Safety
     /// The caller owns the slab; its memory `start..start+capacity*block_size` is mapped.
@@ -213,7 +215,7 @@ impl Slab {
             let mut a = (*s).block_at(first);
             for i in first..first + n {
                 let next = if i + 1 < first + n {
-                    (a + bs - (*s).start) as u64
+                    (i + 1) * bs as u64
                 } else {
                     NIL
                 };
@@ -297,8 +299,8 @@ pub unsafe fn list_len_tail(s: *const Slab, head: u64) -> (u32, usize) {
     let mut tail = 0usize;
     let mut p = head;
     while p != NIL {
-        // SAFETY: `s` is a valid descriptor; `index_of` only reads its format fields, and is
-        // below `carved` exactly for the offset of a carved block.
+        // SAFETY: `s` is a valid descriptor, which `holds_offset` only reads; it is true exactly
+        // for the offset of a carved block.
         if unsafe { !Slab::holds_offset(s, p) } || n >= carved {
             // SAFETY: `s` is a valid descriptor; `corrupt` only reads it and stops the process.
             unsafe { freelist::corrupt(s, tail, p) };

@@ -47,8 +47,8 @@ impl Bin {
         }
     }
 
-    /// Makes `s` bin `bin`'s slab, with the list headed by offset `head`: the owner's frees into `s`
-    /// go onto the bin from now on, and `s`'s count becomes `CURRENT_USED`.
+    /// Makes `s` bin `bin`'s slab, with the list headed by offset `head`: the owner's frees into
+    /// `s` go onto the bin from now on, and `s`'s count becomes `CURRENT_USED`.
     ///
     /// # Safety
     /// The caller owns `bin`, and `s` is a formatted slab the bin's owner owns, not marked
