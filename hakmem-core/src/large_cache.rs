@@ -49,6 +49,11 @@ static COUNT: AtomicUsize = AtomicUsize::new(0);
 /// is not walked. A hint: a range busy during that walk (split by `take_front`, which keeps its
 /// age) may be older, and then expires one walk late.
 static OLDEST: AtomicU64 = AtomicU64::new(0);
+/// The fewest bytes the cache held since the current window began (its low-water mark): bytes
+/// that stayed cached for a whole window were not needed to serve any allocation in it.
+static LOW: AtomicUsize = AtomicUsize::new(0);
+/// When the current low-water window began (ms).
+static WINDOW: AtomicU64 = AtomicU64::new(0);
 
 /// A range of address space: a whole mapping of ours or part of one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,7 +91,7 @@ impl Slot {
     /// (which may be shorter than `want`), the slot emptied.
     fn take_front(&self, c: Range, want: usize) -> Range {
         if c.len >= want && c.len - want >= SPLIT_MIN {
-            BYTES.fetch_sub(want, Relaxed);
+            lowered(BYTES.fetch_sub(want, Relaxed) - want);
             self.fill(
                 Range {
                     base: c.base + want,
@@ -103,12 +108,48 @@ impl Slot {
         c
     }
 
-    /// Empties a slot this thread holds busy, after taking its range.
+    /// Empties a slot this thread holds busy, after taking its range out of the cache.
     fn empty(&self, r: Range) {
+        lowered(BYTES.fetch_sub(r.len, Relaxed) - r.len);
+        self.vacate();
+    }
+
+    /// Empties a slot this thread holds busy whose range is merged into another (still
+    /// cached: the low-water mark does not see it go).
+    fn merge_out(&self, r: Range) {
         BYTES.fetch_sub(r.len, Relaxed);
+        self.vacate();
+    }
+
+    fn vacate(&self) {
         COUNT.fetch_sub(1, Relaxed);
         self.state.store(EMPTY, Release);
     }
+}
+
+/// Records that the cache now holds `bytes` (after taking some out) in the low-water mark.
+#[inline]
+fn lowered(bytes: usize) {
+    if bytes < LOW.load(Relaxed) {
+        LOW.fetch_min(bytes, Relaxed);
+    }
+}
+
+/// Closes the low-water window once it is `window_ms` old: returns the fewest bytes the cache
+/// held during it (bytes no allocation needed: what the caller may release) and starts the next
+/// window at what the cache holds now. None while the window is open, or when another thread
+/// closed it first. jemalloc's decay and tcmalloc's thread-cache scavenger release memory by the
+/// same measure: what sat unused for a whole interval.
+pub fn close_window(now: u64, window_ms: u64) -> Option<usize> {
+    let start = WINDOW.load(Relaxed);
+    if now.saturating_sub(start) < window_ms
+        || WINDOW
+            .compare_exchange(start, now, Relaxed, Relaxed)
+            .is_err()
+    {
+        return None;
+    }
+    Some(LOW.swap(BYTES.load(Relaxed), Relaxed))
 }
 
 /// Cached ranges and their bytes now.
@@ -187,7 +228,7 @@ pub fn put(r: Range) -> Option<Range> {
             }
             let c = s.range();
             if adjacent(c, r) {
-                s.empty(c);
+                s.merge_out(c);
                 r = Range {
                     base: r.base.min(c.base),
                     len: r.len + c.len,

@@ -19,9 +19,6 @@ use core::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
 /// Bytes purged (madvise) from free slabs and empty SuperSlabs.
 pub static PURGED_BYTES: AtomicUsize = AtomicUsize::new(0);
-/// Bytes of cached large blocks unmapped by trims and retries (large.rs may add its own
-/// evictions).
-pub static LARGE_UNMAPPED_BYTES: AtomicUsize = AtomicUsize::new(0);
 
 /// What the decay does with one free slab or empty SuperSlab.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -162,9 +159,7 @@ pub unsafe fn unmap_empty(p: &mut Pool) -> usize {
 
 /// Unmaps every cached large block; the bytes unmapped.
 pub fn trim_large() -> usize {
-    let n = crate::large::trim();
-    LARGE_UNMAPPED_BYTES.fetch_add(n, Relaxed);
-    n
+    crate::large::trim()
 }
 
 /// Purges `a..a+len` and counts it in `PURGED_BYTES`.

@@ -45,7 +45,8 @@ pub struct Totals {
     pub superslabs_unmapped: u64,
     pub superslabs_reused: u64,
     /// Decay: bytes purged from free slabs and empty SuperSlabs, bytes of SuperSlabs unmapped,
-    /// bytes of cached large blocks unmapped by trims and retries.
+    /// bytes of cached large blocks unmapped (by their decay, the cache's limit, trims and
+    /// retries).
     pub purged_bytes: u64,
     pub unmapped_bytes: u64,
     pub large_unmapped_bytes: u64,
@@ -137,7 +138,7 @@ pub fn collect() -> Totals {
         superslabs_reused: pool::SS_REUSED.load(Relaxed) as u64,
         purged_bytes: purge::PURGED_BYTES.load(Relaxed) as u64,
         unmapped_bytes: (superslab::SS_UNMAPPED.load(Relaxed) * superslab::ss_size()) as u64,
-        large_unmapped_bytes: purge::LARGE_UNMAPPED_BYTES.load(Relaxed) as u64,
+        large_unmapped_bytes: crate::large::UNMAPPED_BYTES.load(Relaxed) as u64,
         slabs_in_use: pool::SLABS_IN_USE.load(Relaxed) as u64,
         slabs_acquired: pool::SLABS_ACQUIRED.load(Relaxed) as u64,
         slabs_reused: pool::SLABS_REUSED.load(Relaxed) as u64,

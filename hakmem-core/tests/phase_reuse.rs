@@ -62,8 +62,9 @@ fn a_phase_of_other_sizes_reuses_the_superslabs_the_last_one_emptied() {
             ("medium", &medium),
         ] {
             // Another phase's first new mapping is where the heap gives its empty slabs back,
-            // at most once per 20 ms: let that much pass, as a phase of a real program would.
-            std::thread::sleep(std::time::Duration::from_millis(30));
+            // at most once per 5 ms (by a clock that ticks every 4 ms here): phases of about
+            // 10 ms must share SuperSlabs too (this test failed with the 20 ms of 7b10f6e).
+            std::thread::sleep(std::time::Duration::from_millis(10));
             phase(32 * MIB, &mut rng, size);
             let mapped = superslab::SS_MAPPED.load(Relaxed) - superslab::SS_UNMAPPED.load(Relaxed);
             if round == 0 {
