@@ -122,7 +122,7 @@ pub static OPTIONS: &[OptDef] = &[
         name: "HAKMEM_LARGE_CACHE_MS",
         kind: Kind::Int { min: 0, max: 600_000 },
         defaults: [10_000, 1000, 0],
-        help: "how long a freed large block stays cached before it is unmapped",
+        help: "how long a freed large block stays cached before it is unmapped; also how often half of what stayed cached that long goes back",
     },
     OptDef {
         opt: Opt::Prewarm,
