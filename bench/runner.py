@@ -2,7 +2,7 @@
 """hakmem benchmark runner (Python 3 standard library only).
 
 Builds the allocators and the C workloads, proves with scripts/verify_symbols.sh that each
-workload really runs on each allocator, runs them interleaved (A B C D, B C D A, ...), and
+workload really runs on each allocator, runs them interleaved (A D B C, B A C D, ...), and
 reports medians with their spread, peak RSS and the ratio to mimalloc:
   - a table on the terminal,
   - bench/results/<timestamp>/report.md, runs.csv and chart.svg.
@@ -318,6 +318,27 @@ def parse_result(text):
             except ValueError:
                 keys[k] = v
     return line, keys
+
+
+def run_order(n, rep):
+    """The order of `n` allocators in round `rep`: the rows of a Williams square, a Latin square
+    in which each allocator also follows every other one once (for odd `n`, over twice as many
+    rows). A plain rotation (A B C D, B C D A, ...) varies positions but keeps each allocator
+    after the same one, and on this VM a run's huge-page faults are slow or fast depending on
+    which allocator ran just before (bench/README.md, "The huge-page lottery follows the run
+    before"): under rotation one allocator took the slow slot in every round."""
+    first, lo, hi = [], 0, n - 1
+    for j in range(n):
+        if j % 2 == 0:
+            first.append(lo)
+            lo += 1
+        else:
+            first.append(hi)
+            hi -= 1
+    rows = [[(x + i) % n for x in first] for i in range(n)]
+    if n % 2 == 1:
+        rows += [row[::-1] for row in rows]
+    return rows[rep % len(rows)]
 
 
 def run_once(workload, alloc, mode, timeout):
@@ -723,8 +744,9 @@ def write_report(outdir, argv, mode, reps, workloads, allocs, runs, cells, basel
              f"`gcc {' '.join(CFLAGS)}`",
              f"- source: git {m.get('git', 'unknown')}",
              f"- command: `python3 {' '.join(shlex.quote(a) for a in argv)}`",
-             f"- runs: {reps} per allocator and workload, interleaved across allocators (the order rotates "
-             f"each round); each allocator verified per workload binary with `scripts/verify_symbols.sh` first",
+             f"- runs: {reps} per allocator and workload, interleaved across allocators (each round in the "
+             f"order of a row of a Williams square: every allocator takes each place and follows each other "
+             f"one once); each allocator verified per workload binary with `scripts/verify_symbols.sh` first",
              f"- environment: {', '.join(f'{k}={v}' for k, v in sorted(tuned.items())) or 'no allocator tuning variables set'}",
              "", "## Allocators", ""]
     for a in allocs:
@@ -903,7 +925,7 @@ def measure(args, argv, mode, reps, timeout, allocs, workloads, bad_bins, outdir
                         log(f"[verify] {w.name} on {a.name}: unverified: {why}")
             wruns = []
             for rep in range(reps):
-                order = allocs[rep % len(allocs):] + allocs[:rep % len(allocs)]
+                order = [allocs[i] for i in run_order(len(allocs), rep)]
                 for a in order:
                     if (w.name, a.name) in unverified:
                         done += 1
