@@ -91,7 +91,7 @@ impl Slot {
     /// (which may be shorter than `want`), the slot emptied.
     fn take_front(&self, c: Range, want: usize) -> Range {
         if c.len >= want && c.len - want >= SPLIT_MIN {
-            lowered(BYTES.fetch_sub(want, Relaxed) - want);
+            lowered(BYTES.fetch_sub(want, Relaxed).saturating_sub(want));
             self.fill(
                 Range {
                     base: c.base + want,
@@ -110,7 +110,7 @@ impl Slot {
 
     /// Empties a slot this thread holds busy, after taking its range out of the cache.
     fn empty(&self, r: Range) {
-        lowered(BYTES.fetch_sub(r.len, Relaxed) - r.len);
+        lowered(BYTES.fetch_sub(r.len, Relaxed).saturating_sub(r.len));
         self.vacate();
     }
 
