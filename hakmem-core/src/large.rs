@@ -73,7 +73,7 @@ pub static UNMAPPED_BYTES: AtomicUsize = AtomicUsize::new(0);
 /// beyond `keep_bytes`; and, each time a window of HAKMEM_LARGE_CACHE_MS closes, half of the
 /// bytes that stayed cached through the whole window (oldest ranges first). Ranges in steady
 /// use are split and merged again and again, so none of them gets old: without the window a
-/// cache that once grew (its ranges fragmented) kept its size for good (`soak`: 9-15 MiB
+/// cache that once grew (its ranges fragmented) kept its size for good (`soak`: 8-15 MiB
 /// cached beside 4 MiB of live large blocks; bench/README.md).
 fn evict(keep_bytes: usize) -> usize {
     let now = os::now_ms();
