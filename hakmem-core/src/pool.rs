@@ -214,7 +214,7 @@ pub unsafe fn release_for_refill(heap: *mut Heap) -> usize {
 /// The caller owns `own` (or it is null) and holds no reference into it; with `shared`, it
 /// does not hold the shared heap's lock.
 unsafe fn release(own: *mut Heap, shared: bool) -> usize {
-    let mut released = purge::trim_large();
+    let mut released = crate::large::trim();
     if !own.is_null() {
         // SAFETY: the caller's promise.
         released += unsafe { heap::release_caches(own) };

@@ -157,11 +157,6 @@ pub unsafe fn unmap_empty(p: &mut Pool) -> usize {
     n
 }
 
-/// Unmaps every cached large block; the bytes unmapped.
-pub fn trim_large() -> usize {
-    crate::large::trim()
-}
-
 /// Purges `a..a+len` and counts it in `PURGED_BYTES`.
 ///
 /// # Safety
