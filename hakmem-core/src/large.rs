@@ -87,6 +87,7 @@ fn evict(keep_bytes: usize) -> usize {
     if let Some(unused) = large_cache::close_window(now, decay) {
         let mut quota = unused / 2;
         while quota > 0 {
+            // No decay time and nothing to keep: the oldest range, whatever its age.
             let Some(c) = large_cache::take_expired(now, 0, 0) else {
                 break;
             };
