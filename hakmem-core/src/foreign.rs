@@ -9,11 +9,19 @@
 //! block is reused while it is still in this core's cache. A block here is still counted as in
 //! use by its slab, so the slab keeps its owner and format until the block goes back.
 //!
-//! A block this thread took from its foreign cache and then frees itself goes home, not back into
-//! the cache: otherwise a thread whose working set is its own (it frees what it allocates) keeps
-//! circulating the other heaps' blocks it was once handed, every free of them a cross-thread one,
-//! mixed into cache lines that the owner's allocations share. A small direct-mapped table of the
-//! blocks taken lately (`REISSUED` entries) recognises them; a block another thread frees is kept.
+//! A block this thread took from its foreign cache and then frees itself (a reissued block) goes
+//! home, not back into the cache, unless the thread stands downstream of a hand-off: otherwise a
+//! thread whose working set is its own (it frees what it allocates) keeps circulating the other
+//! heaps' blocks it was once handed, every free of them a cross-thread one, mixed into cache
+//! lines that the owner's allocations share. A small direct-mapped table of the blocks taken
+//! lately (`REISSUED` entries) recognises them; a block another thread frees is kept. Each class
+//! counts, over a window of its last `WINDOW` or so frees, the blocks other threads allocated
+//! (`genuine`) against the thread's own (its frees into its own slabs, read from the bin's
+//! counter, and its reissued blocks); while the first are the majority, a reissued block is kept
+//! too. A thread that frees mostly what others allocated (a consumer, a stage of a pipeline, a
+//! worker of a pool that is handed requests) reuses what it frees, as tcmalloc's thread caches
+//! do, and sending it home would only make its owner's next allocation of it a cold one and park
+//! it in a slab whose owner may have exited (`bench/README.md`, "Reissued blocks of a hand-off").
 //!
 //! Blocks go back to their owners in bulk: when a class's cache is full, its older half is sent,
 //! each run of blocks of one slab linked first and pushed with one CAS; at thread exit, at
@@ -50,18 +58,48 @@ const _: () = assert!(transfer::CLASSES == FOREIGN_CLASSES && transfer::BATCH ==
 /// Most bytes one class keeps (fewer slots for bigger blocks).
 const CLASS_BYTES: usize = 32 << 10;
 
-/// One class's cache: `n` blocks in `slots`, newest last.
+/// One class's cache: `n` blocks in `slots`, newest last; and the window's counts that decide
+/// whether a reissued block stays (`hand_off`).
 #[repr(C)]
 pub struct ForeignBin {
     pub n: usize,
     pub slots: [usize; SLOTS],
+    /// Frees of blocks other threads allocated, in the window.
+    pub genuine: u32,
+    /// Frees of reissued blocks, in the window.
+    pub again: u32,
+    /// The bin's count of frees into this thread's own slabs when the window began (wrapping).
+    pub own_mark: u32,
 }
 
 impl ForeignBin {
     pub const EMPTY: ForeignBin = ForeignBin {
         n: 0,
         slots: [0; SLOTS],
+        genuine: 0,
+        again: 0,
+        own_mark: 0,
     };
+}
+
+/// Frees a class's window spans before its counts are halved.
+const WINDOW: u32 = 256;
+
+/// A reissued block of this class is freed again, and the bin's count of the thread's frees into
+/// its own slabs stands at `own_frees`: true to keep it (most frees in the window were of blocks
+/// other threads allocated), false to send it home.
+#[inline]
+fn hand_off(f: &mut ForeignBin, own_frees: u64) -> bool {
+    f.again += 1;
+    let local = (own_frees as u32).wrapping_sub(f.own_mark);
+    let own = local.saturating_add(f.again);
+    let keep = f.genuine > own;
+    if f.genuine.saturating_add(own) > WINDOW {
+        f.genuine /= 2;
+        f.again /= 2;
+        f.own_mark = (own_frees as u32).wrapping_sub(local / 2);
+    }
+    keep
 }
 
 /// How many blocks class `c` keeps.
@@ -101,12 +139,17 @@ pub unsafe fn keep(tc: *mut ThreadCache, c: usize, a: usize) -> bool {
     // `c < FOREIGN_CLASSES`.
     unsafe {
         let r = (*tc).reissued.get_unchecked_mut(reissued_slot(a));
-        if *r == a {
-            // This thread had it from the cache and frees it itself: it goes home.
-            *r = 0;
-            return false;
-        }
         let f = (*tc).foreign.get_unchecked_mut(c);
+        if *r == a {
+            // This thread had it from the cache and frees it itself: home, unless the thread
+            // mostly frees what other threads allocated.
+            *r = 0;
+            if !hand_off(f, (*tc).bins.get_unchecked(c).frees.load(Relaxed)) {
+                return false;
+            }
+        } else {
+            f.genuine = f.genuine.saturating_add(1);
+        }
         if f.n >= CAP[c] as usize {
             pass_oldest(f, c);
         }

@@ -631,6 +631,60 @@ fn a_kept_block_the_thread_reused_and_frees_again_goes_home() {
 }
 
 #[test]
+fn a_thread_downstream_of_a_hand_off_keeps_the_blocks_it_reuses() {
+    setup();
+    // Two blocks of another thread's slab, freed by this one: its frees of the class are all
+    // hand-offs, so a block it reuses and frees again stays with it.
+    let theirs: Vec<usize> = (0..2).map(|_| alloc::malloc(176) as usize).collect();
+    let s = crate::superslab::slab_of(theirs[1]) as usize;
+    std::thread::spawn(move || {
+        let remote_word = || unsafe {
+            (*(s as *mut crate::slab::Slab))
+                .thread_free
+                .load(core::sync::atomic::Ordering::Acquire)
+        };
+        unsafe { alloc::free(alloc::malloc(16)) }; // this thread has a heap from here on
+        for &p in &theirs {
+            unsafe { alloc::free(p as *mut u8) };
+        }
+        let q = alloc::malloc(176) as usize;
+        assert_eq!(q, theirs[1], "the newest kept block is handed out first");
+        unsafe { alloc::free(q as *mut u8) }; // two hand-offs against one reissued block
+        assert_eq!(
+            remote_word(),
+            0,
+            "a thread that frees mostly others' blocks sent a block it reused home"
+        );
+        assert_eq!(
+            alloc::malloc(176) as usize,
+            q,
+            "the block it kept is its next one of the class"
+        );
+        // Its own blocks from here on (the first is the other kept block, which it holds on
+        // to): once they outnumber the hand-offs, a reissued block goes home.
+        let own: Vec<usize> = (0..16).map(|_| alloc::malloc(176) as usize).collect();
+        assert_eq!(own[0], theirs[0], "the other kept block is handed out next");
+        for &p in &own[1..] {
+            unsafe { alloc::free(p as *mut u8) };
+        }
+        assert_eq!(
+            remote_word(),
+            0,
+            "a free into this thread's own slabs went remote"
+        );
+        unsafe { alloc::free(q as *mut u8) };
+        assert_ne!(
+            remote_word(),
+            0,
+            "a thread whose frees are mostly its own kept circulating another heap's block"
+        );
+        unsafe { alloc::free(own[0] as *mut u8) };
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
 fn an_owners_free_into_its_current_slab_is_the_next_block_handed_out() {
     setup();
     std::thread::spawn(|| {
