@@ -600,20 +600,26 @@ fn large_interior_pointers_are_refused() {
     }
 }
 
+/// The remote-free word of slab `s` (passed as an address, so that it crosses threads).
+fn remote_word(s: usize) -> usize {
+    // SAFETY: `s` is a slab descriptor of a SuperSlab, which stays mapped while the test holds
+    // a block of it; `thread_free` is atomic.
+    unsafe {
+        (*(s as *mut crate::slab::Slab))
+            .thread_free
+            .load(core::sync::atomic::Ordering::Acquire)
+    }
+}
+
 #[test]
 fn a_kept_block_the_thread_reused_and_frees_again_goes_home() {
     setup();
     let p = alloc::malloc(112) as usize;
     let s = crate::superslab::slab_of(p) as usize;
     std::thread::spawn(move || {
-        let remote_word = || unsafe {
-            (*(s as *mut crate::slab::Slab))
-                .thread_free
-                .load(core::sync::atomic::Ordering::Acquire)
-        };
         unsafe { alloc::free(alloc::malloc(16)) }; // this thread has a heap from here on
         unsafe { alloc::free(p as *mut u8) }; // kept in the foreign cache
-        assert_eq!(remote_word(), 0, "a kept block went home at once");
+        assert_eq!(remote_word(s), 0, "a kept block went home at once");
         let q = alloc::malloc(112) as usize;
         assert_eq!(
             q, p,
@@ -621,7 +627,7 @@ fn a_kept_block_the_thread_reused_and_frees_again_goes_home() {
         );
         unsafe { alloc::free(q as *mut u8) }; // freed again by the thread that reused it
         assert_ne!(
-            remote_word(),
+            remote_word(s),
             0,
             "a reused foreign block freed by the same thread must go home, not circulate"
         );
@@ -638,11 +644,6 @@ fn a_thread_downstream_of_a_hand_off_keeps_the_blocks_it_reuses() {
     let theirs: Vec<usize> = (0..2).map(|_| alloc::malloc(176) as usize).collect();
     let s = crate::superslab::slab_of(theirs[1]) as usize;
     std::thread::spawn(move || {
-        let remote_word = || unsafe {
-            (*(s as *mut crate::slab::Slab))
-                .thread_free
-                .load(core::sync::atomic::Ordering::Acquire)
-        };
         unsafe { alloc::free(alloc::malloc(16)) }; // this thread has a heap from here on
         for &p in &theirs {
             unsafe { alloc::free(p as *mut u8) };
@@ -651,7 +652,7 @@ fn a_thread_downstream_of_a_hand_off_keeps_the_blocks_it_reuses() {
         assert_eq!(q, theirs[1], "the newest kept block is handed out first");
         unsafe { alloc::free(q as *mut u8) }; // two hand-offs against one reissued block
         assert_eq!(
-            remote_word(),
+            remote_word(s),
             0,
             "a thread that frees mostly others' blocks sent a block it reused home"
         );
@@ -668,13 +669,13 @@ fn a_thread_downstream_of_a_hand_off_keeps_the_blocks_it_reuses() {
             unsafe { alloc::free(p as *mut u8) };
         }
         assert_eq!(
-            remote_word(),
+            remote_word(s),
             0,
             "a free into this thread's own slabs went remote"
         );
         unsafe { alloc::free(q as *mut u8) };
         assert_ne!(
-            remote_word(),
+            remote_word(s),
             0,
             "a thread whose frees are mostly its own kept circulating another heap's block"
         );
