@@ -32,6 +32,7 @@ use crate::freelist;
 use crate::remote_list;
 use crate::size_class::CLASS_SIZE;
 use crate::slab::Slab;
+use crate::sync::add_single_writer;
 use crate::tls::ThreadCache;
 use crate::transfer;
 use core::sync::atomic::{AtomicU64, Ordering::*};
@@ -144,9 +145,12 @@ pub unsafe fn keep(tc: *mut ThreadCache, c: usize, a: usize) -> bool {
             // This thread had it from the cache and frees it itself: home, unless the thread
             // mostly frees what other threads allocated.
             *r = 0;
+            let heap = (*tc).heap;
             if !hand_off(f, (*tc).bins.get_unchecked(c).frees.load(Relaxed)) {
+                add_single_writer(&(*heap).stat_reissued_home, 1);
                 return false;
             }
+            add_single_writer(&(*heap).stat_reissued_kept, 1);
         } else {
             f.genuine = f.genuine.saturating_add(1);
         }

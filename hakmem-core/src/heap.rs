@@ -46,6 +46,10 @@ pub struct Heap {
     pub stat_drains: AtomicU64,
     pub stat_drained_slabs: AtomicU64,
     pub stat_drained_blocks: AtomicU64,
+    /// Blocks a thread took from its foreign cache and freed again: kept (the thread frees
+    /// mostly other threads' blocks) and sent home (`foreign::keep`).
+    pub stat_reissued_kept: AtomicU64,
+    pub stat_reissued_home: AtomicU64,
     pub slab_cache: SlabCache,
     pub next_all: *mut Heap,
     pub next_dead: *mut Heap,
@@ -75,6 +79,8 @@ impl Heap {
             stat_drains: AtomicU64::new(0),
             stat_drained_slabs: AtomicU64::new(0),
             stat_drained_blocks: AtomicU64::new(0),
+            stat_reissued_kept: AtomicU64::new(0),
+            stat_reissued_home: AtomicU64::new(0),
             slab_cache: SlabCache::new(),
             next_all: ptr::null_mut(),
             next_dead: ptr::null_mut(),

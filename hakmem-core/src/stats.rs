@@ -63,6 +63,10 @@ pub struct Totals {
     pub foreign_returned: u64,
     /// Batches of cross-thread frees passed through the transfer cache (`transfer`).
     pub transfer_batches: u64,
+    /// Blocks a thread took from its foreign cache and freed again: kept because the thread
+    /// frees mostly other threads' blocks, and sent home.
+    pub reissued_kept: u64,
+    pub reissued_home: u64,
     /// Slabs a heap took from its own cache; batches it took from and gave back to the pool.
     pub slab_cache_hits: u64,
     pub pool_grabs: u64,
@@ -89,6 +93,8 @@ unsafe fn add_heap(t: &mut Totals, h: *const Heap) {
         t.remote_drains += (*h).stat_drains.load(Relaxed);
         t.drained_slabs += (*h).stat_drained_slabs.load(Relaxed);
         t.drained_blocks += (*h).stat_drained_blocks.load(Relaxed);
+        t.reissued_kept += (*h).stat_reissued_kept.load(Relaxed);
+        t.reissued_home += (*h).stat_reissued_home.load(Relaxed);
         t.slab_cache_hits += (*h).slab_cache.hits.load(Relaxed);
         t.pool_grabs += (*h).slab_cache.grabs.load(Relaxed);
         t.pool_returns += (*h).slab_cache.returns.load(Relaxed);
@@ -149,6 +155,8 @@ pub fn collect() -> Totals {
         drained_blocks: 0,
         foreign_returned: crate::foreign::RETURNED.load(Relaxed),
         transfer_batches: crate::transfer::PUT.load(Relaxed),
+        reissued_kept: 0,
+        reissued_home: 0,
         slab_cache_hits: 0,
         pool_grabs: 0,
         pool_returns: 0,
@@ -223,7 +231,7 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
          \"superslabs_reused\":{},\"purged_bytes\":{},\"unmapped_bytes\":{},\
          \"large_unmapped_bytes\":{},\"slabs_in_use\":{},\
          \"slabs_acquired\":{},\"slabs_reused\":{},\"slabs_adopted\":{},\"heaps\":{},\"remote_drains\":{},\
-         \"drained_slabs\":{},\"drained_blocks\":{},\"foreign_returned\":{},\"transfer_batches\":{},\"slab_cache_hits\":{},\"pool_grabs\":{},\
+         \"drained_slabs\":{},\"drained_blocks\":{},\"foreign_returned\":{},\"transfer_batches\":{},\"reissued_kept\":{},\"reissued_home\":{},\"slab_cache_hits\":{},\"pool_grabs\":{},\
          \"pool_returns\":{},\"locks\":{{\"pool\":{},\"shared\":{}}},\
          \"classes\":[",
         crate::init::VERSION,
@@ -259,6 +267,8 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         t.drained_blocks,
         t.foreign_returned,
         t.transfer_batches,
+        t.reissued_kept,
+        t.reissued_home,
         t.slab_cache_hits,
         t.pool_grabs,
         t.pool_returns,
@@ -344,8 +354,9 @@ pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
     )?;
     writeln!(
         w,
-        "  foreign cache: {} of the remote frees were sent back to their owners, the rest reused; {} batches passed on through the transfer cache",
-        t.foreign_returned, t.transfer_batches
+        "  foreign cache: {} of the remote frees were sent back to their owners, the rest reused; {} batches passed on through the transfer cache; \
+         blocks reused from it and freed again by the same thread: {} kept (it frees mostly other threads' blocks), {} sent home",
+        t.foreign_returned, t.transfer_batches, t.reissued_kept, t.reissued_home
     )?;
     writeln!(
         w,

@@ -650,11 +650,16 @@ fn a_thread_downstream_of_a_hand_off_keeps_the_blocks_it_reuses() {
         }
         let q = alloc::malloc(176) as usize;
         assert_eq!(q, theirs[1], "the newest kept block is handed out first");
+        let kept = crate::stats::collect().reissued_kept;
         unsafe { alloc::free(q as *mut u8) }; // two hand-offs against one reissued block
         assert_eq!(
             remote_word(s),
             0,
             "a thread that frees mostly others' blocks sent a block it reused home"
+        );
+        assert!(
+            crate::stats::collect().reissued_kept > kept,
+            "the statistics did not count a reissued block kept"
         );
         assert_eq!(
             alloc::malloc(176) as usize,
@@ -673,7 +678,12 @@ fn a_thread_downstream_of_a_hand_off_keeps_the_blocks_it_reuses() {
             0,
             "a free into this thread's own slabs went remote"
         );
+        let home = crate::stats::collect().reissued_home;
         unsafe { alloc::free(q as *mut u8) };
+        assert!(
+            crate::stats::collect().reissued_home > home,
+            "the statistics did not count a reissued block sent home"
+        );
         assert_ne!(
             remote_word(s),
             0,
