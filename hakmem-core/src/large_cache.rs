@@ -91,7 +91,7 @@ impl Slot {
     /// (which may be shorter than `want`), the slot emptied.
     fn take_front(&self, c: Range, want: usize) -> Range {
         if c.len >= want && c.len - want >= SPLIT_MIN {
-            lowered(BYTES.fetch_sub(want, Relaxed).saturating_sub(want));
+            take_bytes(want);
             self.fill(
                 Range {
                     base: c.base + want,
@@ -110,7 +110,7 @@ impl Slot {
 
     /// Empties a slot this thread holds busy, after taking its range out of the cache.
     fn empty(&self, r: Range) {
-        lowered(BYTES.fetch_sub(r.len, Relaxed).saturating_sub(r.len));
+        take_bytes(r.len);
         self.vacate();
     }
 
@@ -127,11 +127,13 @@ impl Slot {
     }
 }
 
-/// Records that the cache now holds `bytes` (after taking some out) in the low-water mark.
+/// Takes `n` bytes out of the cache's count (a range handed out, not merged) and lowers the
+/// low-water mark to what is left.
 #[inline]
-fn lowered(bytes: usize) {
-    if bytes < LOW.load(Relaxed) {
-        LOW.fetch_min(bytes, Relaxed);
+fn take_bytes(n: usize) {
+    let left = BYTES.fetch_sub(n, Relaxed).saturating_sub(n);
+    if left < LOW.load(Relaxed) {
+        LOW.fetch_min(left, Relaxed);
     }
 }
 
