@@ -36,6 +36,11 @@ pub fn malloc(size: usize) -> *mut u8 {
             let off = c * BIN_BYTES;
             let tc = thread_cache();
             let bin = (tc as *mut u8).add(off) as *mut Bin;
+            let b = heap::pop_hot(bin);
+            if !b.is_null() {
+                add_single_writer(&(*bin).allocs, 1);
+                return b as *mut u8;
+            }
             let b = heap::pop(bin);
             if !b.is_null() {
                 add_single_writer(&(*bin).allocs, 1);
@@ -61,7 +66,7 @@ fn malloc_beyond_lut(size: usize) -> *mut u8 {
         if c >= crate::block_decay::FIRST_CLASS {
             return decaying_class_alloc(c, size);
         }
-        alloc_class(c, size)
+        alloc_class::<true>(c, size)
     } else {
         large_alloc(size, 16, false)
     }
@@ -71,7 +76,7 @@ fn malloc_beyond_lut(size: usize) -> *mut u8 {
 /// line so that the other classes' path keeps its registers.
 #[inline(never)]
 fn decaying_class_alloc(c: usize, size: usize) -> *mut u8 {
-    let p = alloc_class(c, size);
+    let p = alloc_class::<false>(c, size);
     if !p.is_null() && !policy::checked() {
         // SAFETY: `p` is a block of a decaying class (at least 16 KiB) just handed out by this
         // thread, from its own heap or the shared one.
@@ -80,14 +85,23 @@ fn decaying_class_alloc(c: usize, size: usize) -> *mut u8 {
     p
 }
 
+/// Malloc of class `c` past the table: the hot list first (`HOT`: the class keeps one), then
+/// the bin's list.
 #[inline(always)]
-fn alloc_class(c: usize, size: usize) -> *mut u8 {
+fn alloc_class<const HOT: bool>(c: usize, size: usize) -> *mut u8 {
     let tc = thread_cache();
     // SAFETY: `c < NUM_CLASSES`; the bin belongs to this thread; a non-null `free` is the head
     // of a list of blocks this thread owns.
     unsafe {
         let bin: *mut Bin = ptr::addr_of_mut!((*tc).bins).cast::<Bin>().add(c);
-        let b = heap::pop(bin);
+        let mut b = if HOT {
+            heap::pop_hot(bin)
+        } else {
+            ptr::null_mut()
+        };
+        if b.is_null() {
+            b = heap::pop(bin);
+        }
         if !b.is_null() {
             add_single_writer(&(*bin).allocs, 1);
             return b as *mut u8;
@@ -123,6 +137,7 @@ fn alloc_slow(size: usize, c: usize) -> *mut u8 {
                 return nomem_if_null(heap::shared_alloc(c));
             }
         }
+        heap::check_hot(ptr::addr_of_mut!((*tc).bins[c]), c);
         let b = heap::refill(h, c);
         if b.is_null() {
             os::set_errno(libc::ENOMEM);
@@ -157,7 +172,7 @@ pub unsafe fn free(p: *mut u8) {
     match crate::cage::slab_of(p as usize) {
         // SAFETY: `s` is the descriptor the cage's page table gives for `p`'s page (the dead
         // slab where nothing is formatted); the caller's promise on `p`.
-        Some(s) => unsafe { free_small(p, s) },
+        Some(s) => unsafe { free_small::<true>(p, s) },
         // SAFETY: the caller's promise, passed on.
         None => unsafe { free_outside_cage(p) },
     }
@@ -174,7 +189,7 @@ unsafe fn free_outside_cage(p: *mut u8) {
     if superslab::contains(p as usize) {
         // SAFETY: `p` lies in a registered SuperSlab, so `slab_of` gives the descriptor of its
         // page; the caller's promise on `p`.
-        unsafe { free_small(p, superslab::slab_of(p as usize)) }
+        unsafe { free_small::<false>(p, superslab::slab_of(p as usize)) }
     } else {
         // SAFETY: the caller's promise, passed on.
         unsafe { free_not_small(p, "free") }
@@ -188,7 +203,7 @@ unsafe fn free_outside_cage(p: *mut u8) {
 /// `s` is the descriptor the page table gives for `p`'s page (a slab of a mapped SuperSlab, or
 /// the dead slab), and `p` is as for `free`.
 #[inline(always)]
-unsafe fn free_small(p: *mut u8, s: *mut Slab) {
+unsafe fn free_small<const IN_CAGE: bool>(p: *mut u8, s: *mut Slab) {
     let a = p as usize;
     // SAFETY: `s` is a descriptor in a mapped SuperSlab or the dead slab (this fn's contract):
     // a SuperSlab is unmapped only when none of its slabs is in use, and only after its
@@ -214,10 +229,16 @@ unsafe fn free_small(p: *mut u8, s: *mut Slab) {
             if freelist::is_tagged(a) {
                 return report_double_free(p);
             }
-            add_single_writer(
-                &(*((tc as *mut u8).add((*s).bin_offset as usize) as *mut Bin)).frees,
-                1,
-            );
+            let bin = (tc as *mut u8).add((*s).bin_offset as usize) as *mut Bin;
+            add_single_writer(&(*bin).frees, 1);
+            if IN_CAGE {
+                if heap::push_hot(bin, a) {
+                    return;
+                }
+                if (*bin).hot_max < (*bin).hot_cap {
+                    return free_hot_grow(bin, s, a);
+                }
+            }
             if heap::free_local(s, a) {
                 free_local_slow(s);
             }
@@ -227,6 +248,25 @@ unsafe fn free_small(p: *mut u8, s: *mut Slab) {
     // SAFETY: `tc` is this thread's cache, `s` a formatted slab (or the dead slab) and `a` a
     // carved block of it with index `k`, as `free_remote` requires.
     unsafe { crate::remote::free_remote(tc, s, a, k) }
+}
+
+/// The owner's free of block `a` (in the cage) of its slab `s` when the bin's hot list is full
+/// below its class's limit: the list doubles (a thread that keeps freeing this class fills it
+/// again and again) and takes the block.
+///
+/// # Safety
+/// `bin` is this thread's bin of `s`'s class, `s` belongs to this thread's heap and `a` is a
+/// live block of it.
+#[cold]
+#[inline(never)]
+unsafe fn free_hot_grow(bin: *mut Bin, s: *mut Slab, a: usize) {
+    // SAFETY: this fn's contract.
+    unsafe {
+        heap::grow_hot(bin);
+        if !heap::push_hot(bin, a) && heap::free_local(s, a) {
+            free_local_slow(s);
+        }
+    }
 }
 
 /// The owner's free emptied slab `s`, or gave a block back to a full one: reclassify it. Its
@@ -410,7 +450,7 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
     }
     if align <= PAGE {
         if let Some(c) = class_for_aligned(size, align) {
-            return alloc_class(c, size);
+            return alloc_class::<true>(c, size);
         }
     }
     large_alloc(size, align, false)
@@ -483,7 +523,10 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
 pub fn trim() -> usize {
     init::ensure();
     // SAFETY: the calling thread's own cache.
-    unsafe { crate::foreign::flush(thread_cache()) };
+    unsafe {
+        crate::foreign::flush(thread_cache());
+        heap::hot_flush_all(thread_cache());
+    }
     let before = os::MADVISE_CALLS.load(Relaxed) + os::MUNMAP_CALLS.load(Relaxed);
     crate::pool::trim();
     os::MADVISE_CALLS.load(Relaxed) + os::MUNMAP_CALLS.load(Relaxed) - before

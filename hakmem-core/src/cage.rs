@@ -38,8 +38,14 @@ const PAGE_SHIFT: usize = SMALL_SLAB_SHIFT as usize;
 /// The page table's size, for the largest cage (only what is used gets memory).
 const TABLE_BYTES: usize = (TRY_SIZES[0] >> PAGE_SHIFT) * core::mem::size_of::<usize>();
 
+/// The published bytes from the base: offsets below it lie in a SuperSlab of the cage.
 #[inline(always)]
-fn base() -> usize {
+pub fn limit() -> usize {
+    LIMIT.load(Relaxed)
+}
+
+#[inline(always)]
+pub fn base() -> usize {
     BASE.load(Relaxed)
 }
 

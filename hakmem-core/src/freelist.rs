@@ -255,6 +255,21 @@ pub unsafe fn corrupt(s: *const Slab, at: usize, bad: u64) -> ! {
     os::abort()
 }
 
+/// Reports a corrupt link on the hot list of class `c` (a thread's latest frees of the class,
+/// `heap::push_hot`) and stops the process.
+#[cold]
+pub fn corrupt_hot(c: usize, bad: u64) -> ! {
+    crate::hk_eprint!(
+        "hakmem: heap corruption detected: the free-list link in a block this thread freed lately \
+         (size class {}, {}-byte blocks) decodes to {:#x}, not a free block of that class (an \
+         overflow into a free block, or a write after free); aborting\n",
+        c,
+        crate::size_class::class_size(c),
+        bad
+    );
+    os::abort()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -159,6 +159,168 @@ pub unsafe fn pop(bin: *mut Bin) -> *mut Block {
     a as *mut Block
 }
 
+/// Hands out the newest block of the bin's hot list; null when the list is empty (or its head is
+/// not a block of the cage: `check_hot` reports that on the slow path).
+///
+/// # Safety
+/// `bin` is a bin of the calling thread's cache.
+#[inline(always)]
+pub unsafe fn pop_hot(bin: *mut Bin) -> *mut Block {
+    // SAFETY: the caller's bin (this fn's contract). `a - base - 1 < limit` holds only for an
+    // address in a published SuperSlab of the cage (0, the empty list, fails it), so `a` is
+    // mapped; the list holds free blocks of the thread's slabs, tagged free, which only this
+    // thread reaches: their link and tag are its to read and rewrite.
+    unsafe {
+        let a = (*bin).hot;
+        if a.wrapping_sub(crate::cage::base()).wrapping_sub(1) >= crate::cage::limit() {
+            return ptr::null_mut();
+        }
+        (*bin).hot = freelist::next_of(a) as usize;
+        (*bin).hot_room += 1;
+        freelist::clear_tag(a);
+        a as *mut Block
+    }
+}
+
+/// Puts the owner's free block `a` (in the cage) on the bin's hot list if it has room; false
+/// (and nothing changed) if not.
+///
+/// # Safety
+/// `bin` is the calling thread's bin of `a`'s class, and `a` a live block of the cage in a
+/// slab of the thread's heap.
+#[inline(always)]
+pub unsafe fn push_hot(bin: *mut Bin, a: usize) -> bool {
+    // SAFETY: this fn's contract: the bin, the block's link and its tag are the caller's.
+    unsafe {
+        // One `sub` and one branch on the borrow: the room is taken before it is tested, and
+        // set back to 0 when there was none.
+        let (room, full) = (*bin).hot_room.overflowing_sub(1);
+        (*bin).hot_room = room;
+        if full {
+            (*bin).hot_room = 0;
+            return false;
+        }
+        freelist::set_tag(a);
+        freelist::set_next(a, (*bin).hot as u64);
+        (*bin).hot = a;
+    }
+    true
+}
+
+/// Bytes of blocks a bin's hot list may hold (and at most `HOT_MAX` blocks): blocks there stay
+/// counted in use by their slabs (a slab with one of them does not empty), so this bounds what
+/// a thread keeps from its slabs' lists.
+const HOT_BYTES: usize = 128 << 10;
+const HOT_MAX: usize = 128;
+
+/// How many blocks the hot list of class `c` may grow to: none in checking mode (whose frees
+/// keep their own books) or without a cage, and none for the classes whose free blocks decay
+/// (16 KiB and more: `block_decay` walks the slabs' lists, and a hot list would hide them).
+pub fn hot_cap(c: usize) -> u16 {
+    if crate::policy::checked() || crate::cage::base() == 0 || c >= crate::block_decay::FIRST_CLASS
+    {
+        return 0;
+    }
+    (HOT_BYTES / crate::size_class::class_size(c)).min(HOT_MAX) as u16
+}
+
+/// The most blocks a hot list starts with: a thread's list grows (`grow_hot`) only for the
+/// classes it keeps freeing, so a short-lived thread keeps little.
+const HOT_START: u16 = 16;
+
+/// Doubles the limit of `bin`'s full hot list (no room left) up to the class's, giving it the
+/// new room.
+///
+/// # Safety
+/// `bin` is a bin of the calling thread's cache, whose hot list has no room.
+pub unsafe fn grow_hot(bin: *mut Bin) {
+    // SAFETY: the caller's bin (this fn's contract).
+    unsafe {
+        let max = (*bin).hot_max;
+        let new = max.saturating_mul(2).clamp(1, (*bin).hot_cap.max(max));
+        (*bin).hot_max = new;
+        (*bin).hot_room = new - max;
+    }
+}
+
+/// Hands every block of `bin`'s hot list (class `c`) to its slab (as the owner's frees).
+///
+/// # Safety
+/// The caller owns `bin`, a bin of its thread's cache while its heap is attached.
+#[cold]
+#[inline(never)]
+pub unsafe fn hot_flush(bin: *mut Bin, c: usize) {
+    loop {
+        // SAFETY: the caller owns `bin`; a block off its hot list is a free block of a slab of
+        // the thread's heap, counted in use, as `free_local` requires; `classify` runs on the
+        // heap the slab names (this thread's).
+        unsafe {
+            let a = pop_hot(bin) as usize;
+            if a == 0 {
+                break;
+            }
+            let s = crate::superslab::slab_of(a);
+            if free_local(s, a) {
+                classify((*s).heap.load(Relaxed), s);
+            }
+        }
+    }
+    // SAFETY: as above.
+    unsafe {
+        check_hot(bin, c);
+        (*bin).hot = 0;
+        (*bin).hot_room = (*bin).hot_max;
+    }
+}
+
+/// Stops the process if the head of the hot list of `bin` (class `c`) is neither empty nor a
+/// block of the cage: a link on it was overwritten (`pop_hot` refuses such a head, so malloc
+/// went on to the bin's list and reaches this on its slow path).
+///
+/// # Safety
+/// `bin` belongs to the caller.
+pub unsafe fn check_hot(bin: *mut Bin, c: usize) {
+    // SAFETY: the caller's bin.
+    let a = unsafe { (*bin).hot };
+    if a != 0 && a.wrapping_sub(crate::cage::base()).wrapping_sub(1) >= crate::cage::limit() {
+        crate::freelist::corrupt_hot(c, a as u64);
+    }
+}
+
+/// Test helper: empties the calling thread's hot lists and turns them off, so that its frees
+/// go to their slabs (for tests of the slabs' own books).
+#[cfg(test)]
+pub fn without_hot_lists() {
+    let tc = crate::tls::thread_cache();
+    // SAFETY: the calling thread's own cache.
+    unsafe {
+        hot_flush_all(tc);
+        for c in 0..NUM_CLASSES {
+            let bin = ptr::addr_of_mut!((*tc).bins[c]);
+            (*bin).hot_cap = 0;
+            (*bin).hot_max = 0;
+            (*bin).hot_room = 0;
+        }
+    }
+}
+
+/// Empties every hot list of the calling thread: before its heap is parked, on trim, and when
+/// its heap looks for empty slabs.
+///
+/// # Safety
+/// `tc` is the calling thread's cache.
+pub unsafe fn hot_flush_all(tc: *mut ThreadCache) {
+    for c in 0..NUM_CLASSES {
+        // SAFETY: the calling thread's own bins (this fn's contract).
+        unsafe {
+            let bin = ptr::addr_of_mut!((*tc).bins[c]);
+            if (*bin).hot != 0 {
+                hot_flush(bin, c);
+            }
+        }
+    }
+}
+
 /// `pop` for the slow paths: a bad next index is reported here.
 ///
 /// # Safety
@@ -637,6 +799,14 @@ pub unsafe fn attach(tc: *mut ThreadCache) -> *mut Heap {
         (*heap).attached.store(true, Relaxed);
         (*tc).heap = heap;
         (*tc).state = STATE_ACTIVE;
+        for c in 0..NUM_CLASSES {
+            let cap = hot_cap(c);
+            let start = cap.min(HOT_START);
+            (*tc).bins[c].hot = 0;
+            (*tc).bins[c].hot_cap = cap;
+            (*tc).bins[c].hot_max = start;
+            (*tc).bins[c].hot_room = start;
+        }
     }
     heap
 }
@@ -682,6 +852,9 @@ unsafe fn reclaim(heap: *mut Heap) {
         // owner-side fields.
         unsafe {
             let bin = ptr::addr_of_mut!((*Heap::bins(heap))[c]);
+            if (*bin).hot != 0 {
+                hot_flush(bin, c);
+            }
             let s = (*bin).slab;
             if !s.is_null() && bin_holds_all(bin, s) {
                 flush_bin(heap, bin);
@@ -725,7 +898,10 @@ unsafe fn bin_holds_all(bin: *mut Bin, s: *mut Slab) -> bool {
 /// Called on the owning thread, once, from its exit handler.
 pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
     // SAFETY: `tc` is the calling thread's live cache (this fn's contract).
-    unsafe { crate::foreign::flush(tc) };
+    unsafe {
+        crate::foreign::flush(tc);
+        hot_flush_all(tc);
+    }
     for c in 0..NUM_CLASSES {
         // SAFETY: called on the owning thread (this fn's contract): `tc` is its live cache
         // and `heap` its heap, touched by no other thread but for the atomic remote queue.
@@ -737,6 +913,9 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
             (*bin).allocs.store(0, Relaxed);
             (*bin).frees.store(0, Relaxed);
             (*tc).remote_frees[c].store(0, Relaxed);
+            (*bin).hot_max = 0;
+            (*bin).hot_room = 0;
+            (*bin).hot_cap = 0;
             let s = (*bin).slab;
             (bin, s)
         };
@@ -1006,6 +1185,7 @@ mod tests {
         std::thread::spawn(|| {
             // 208-byte blocks (a class no other test of this thread uses: the thread is new).
             let v: Vec<usize> = (0..10).map(|_| alloc::malloc(200) as usize).collect();
+            super::without_hot_lists();
             let s = crate::superslab::slab_of(v[0]);
             let c = class_of(200);
             // SAFETY (test): `s` is this thread's current slab of class `c`; only this thread

@@ -724,6 +724,7 @@ fn an_owners_free_into_a_full_slab_makes_it_partial_and_the_last_one_retires_it(
         // 64-byte blocks: 1024 per 64 KiB slab, so the first slab is full and not current
         // long before the 3000th block.
         let v: Vec<usize> = (0..3_000).map(|_| alloc::malloc(64) as usize).collect();
+        crate::heap::without_hot_lists();
         let s = crate::superslab::slab_of(v[0]);
         let mine: Vec<usize> = v
             .iter()
@@ -756,6 +757,190 @@ fn an_owners_free_into_a_full_slab_makes_it_partial_and_the_last_one_retires_it(
         for p in v {
             if crate::superslab::slab_of(p) != s {
                 unsafe { alloc::free(p as *mut u8) };
+            }
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+/// Blocks on the calling thread's hot list of class `c`.
+fn hot_len(c: usize) -> usize {
+    // SAFETY (test): the calling thread's own bin; the list holds free blocks of its slabs.
+    unsafe {
+        let bin = &raw mut (*crate::tls::thread_cache()).bins[c];
+        let mut a = (*bin).hot;
+        let mut n = 0;
+        while a != 0 {
+            n += 1;
+            a = crate::freelist::next_of(a) as usize;
+        }
+        n
+    }
+}
+
+/// The blocks of `v` whose slabs belong to the calling thread's heap (a new thread's first
+/// blocks of a class may come from the transfer cache: other threads' blocks).
+fn own_blocks(v: &[usize]) -> Vec<usize> {
+    // SAFETY (test): the blocks are live, so their slabs are formatted; `heap` is atomic.
+    v.iter()
+        .copied()
+        .filter(|&p| unsafe {
+            (*crate::superslab::slab_of(p)).heap.load(Relaxed) == (*crate::tls::thread_cache()).heap
+        })
+        .collect()
+}
+
+#[test]
+fn an_owners_frees_from_any_of_its_slabs_come_back_newest_first() {
+    use crate::superslab::slab_of;
+    setup();
+    std::thread::spawn(|| {
+        // 4 KiB blocks: 16 to a 64 KiB slab, so 100 of them fill several slabs, and the bin's
+        // current slab is the last one's. Three of this thread's blocks in three other slabs:
+        let v: Vec<usize> = (0..100).map(|_| alloc::malloc(4096) as usize).collect();
+        let current = slab_of(v[99]);
+        let mut picks: Vec<usize> = Vec::new();
+        for p in own_blocks(&v) {
+            if slab_of(p) != current && picks.iter().all(|&q| slab_of(q) != slab_of(p)) {
+                picks.push(p);
+            }
+        }
+        picks.truncate(3);
+        assert_eq!(picks.len(), 3, "three slabs of this thread's blocks");
+        let slabs: Vec<_> = picks.iter().map(|&p| slab_of(p)).collect();
+        // SAFETY (test): the blocks are live blocks of this thread, freed once each; the slabs
+        // are this thread's.
+        unsafe {
+            let used: Vec<u32> = slabs.iter().map(|&s| (*s).used()).collect();
+            for &p in &picks {
+                alloc::free(p as *mut u8);
+            }
+            // On the hot list: still counted in use by their slabs (no slab bookkeeping on the
+            // free), and handed out again newest first, before the current slab's blocks.
+            for (&s, &u) in slabs.iter().zip(&used) {
+                assert_eq!(
+                    (*s).used(),
+                    u,
+                    "a free onto the hot list touched its slab's count"
+                );
+            }
+            assert_eq!(hot_len(crate::size_class::class_of(4096)), 3);
+            for &p in picks.iter().rev() {
+                assert_eq!(alloc::malloc(4096) as usize, p);
+            }
+            for p in v {
+                alloc::free(p as *mut u8);
+            }
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn a_hot_list_grows_while_its_thread_frees_the_class_and_stops_at_its_cap() {
+    use crate::size_class::class_of;
+    setup();
+    std::thread::spawn(|| {
+        let (kib, big) = (class_of(1024), class_of(8192));
+        let v = own_blocks(
+            &(0..300)
+                .map(|_| alloc::malloc(1024) as usize)
+                .collect::<Vec<_>>(),
+        );
+        let w = own_blocks(
+            &(0..40)
+                .map(|_| alloc::malloc(8192) as usize)
+                .collect::<Vec<_>>(),
+        );
+        assert!(
+            v.len() >= 200 && w.len() >= 20,
+            "{} and {} own blocks",
+            v.len(),
+            w.len()
+        );
+        // SAFETY (test): live blocks of this thread, freed once each; its own bins.
+        unsafe {
+            let bins = &raw mut (*crate::tls::thread_cache()).bins;
+            assert_eq!((*bins)[kib].hot_max, 16, "a hot list starts at 16 blocks");
+            assert_eq!((*bins)[kib].hot_cap, 128);
+            for &p in &v[..100] {
+                alloc::free(p as *mut u8);
+            }
+            // 16, 32, 64, then 128: the cap for 1 KiB blocks (128 blocks, 128 KiB).
+            assert_eq!((*bins)[kib].hot_max, 128);
+            assert_eq!(hot_len(kib), 100);
+            for &p in &v[100..200] {
+                alloc::free(p as *mut u8);
+            }
+            assert_eq!(hot_len(kib), 128, "the rest go to their slabs");
+            assert_eq!((*bins)[kib].hot_room, 0);
+            // 8 KiB blocks: 128 KiB is 16 of them, which is where the list starts.
+            assert_eq!((*bins)[big].hot_cap, 16);
+            for &p in &w[..20] {
+                alloc::free(p as *mut u8);
+            }
+            assert_eq!(hot_len(big), 16);
+            assert_eq!((*bins)[big].hot_max, 16);
+            // Classes whose free blocks decay keep none.
+            assert_eq!((*bins)[crate::block_decay::FIRST_CLASS].hot_cap, 0);
+            for &p in v[200..].iter().chain(&w[20..]) {
+                alloc::free(p as *mut u8);
+            }
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn trim_hands_the_hot_lists_back_to_their_slabs() {
+    use crate::slab::{IN_EMPTY, IN_POOL};
+    setup();
+    std::thread::spawn(|| {
+        // 2 KiB blocks: 32 to a slab. Other tests' threads leave blocks of this class in the
+        // transfer cache and partial slabs in parked heaps, so take a slab of this thread's heap
+        // all of whose blocks are among the 200.
+        let v: Vec<usize> = (0..200).map(|_| alloc::malloc(2048) as usize).collect();
+        let in_slab = |s| {
+            v.iter()
+                .copied()
+                .filter(|&p| crate::superslab::slab_of(p) == s)
+                .collect::<Vec<usize>>()
+        };
+        // SAFETY (test): `heap` is atomic; the thread's cache is its own.
+        let mine_heap = |s: *mut crate::slab::Slab| unsafe {
+            (*s).heap.load(Relaxed) == (*crate::tls::thread_cache()).heap
+        };
+        let s = v
+            .iter()
+            .map(|&p| crate::superslab::slab_of(p))
+            .find(|&s| mine_heap(s) && in_slab(s).len() == 32)
+            .expect("no slab of this thread with 32 of the blocks");
+        let mine = in_slab(s);
+        // SAFETY (test): live blocks of this thread, freed once each; `s` is its slab.
+        unsafe {
+            assert!((*s).is_full());
+            for &p in &mine {
+                alloc::free(p as *mut u8);
+            }
+            // All 32 on the hot list (it grew to 32): the slab still counts them.
+            assert_eq!(hot_len(crate::size_class::class_of(2048)), 32);
+            assert!(
+                (*s).is_full(),
+                "a slab whose blocks are on the hot list emptied"
+            );
+            alloc::trim();
+            assert_eq!(hot_len(crate::size_class::class_of(2048)), 0);
+            assert!(
+                (*s).flags & (IN_EMPTY | IN_POOL) != 0,
+                "a slab whose blocks all came back from the hot list was not retired"
+            );
+            for p in v {
+                if crate::superslab::slab_of(p) != s {
+                    alloc::free(p as *mut u8);
+                }
             }
         }
     })

@@ -33,6 +33,18 @@ pub struct Bin {
     pub slab: *mut Slab,
     pub allocs: AtomicU64,
     pub frees: AtomicU64,
+    /// The hot list: the owner's latest frees of this class, from any of its slabs in the cage,
+    /// newest first, linked through the blocks (encoded as every list is); `hot` is the newest
+    /// block's address, 0 when the list is empty. Malloc takes from it before the bin's own
+    /// list (see `heap::pop_hot`).
+    pub hot: usize,
+    /// Blocks the hot list may still take; the most it holds now, which doubles each time it
+    /// fills up, up to `hot_cap` (0: none, every free goes to its slab: checking mode, the
+    /// biggest classes, a bin no thread attached).
+    pub hot_room: u16,
+    pub hot_max: u16,
+    pub hot_cap: u16,
+    pub _hot_pad: u16,
 }
 
 impl Bin {
@@ -44,6 +56,11 @@ impl Bin {
             slab: core::ptr::null_mut(),
             allocs: AtomicU64::new(0),
             frees: AtomicU64::new(0),
+            hot: 0,
+            hot_room: 0,
+            hot_max: 0,
+            hot_cap: 0,
+            _hot_pad: 0,
         }
     }
 
