@@ -1,6 +1,7 @@
 /* mt_mixed: multi-threaded churn of small and medium blocks with some cross-thread frees. Each of
  * T threads replaces random slots of its own array with blocks of 16 B - 64 KiB (75% up to 512 B,
- * 20% up to 8 KiB, 5% up to 64 KiB); one replaced block in `share` is not freed by its thread but
+ * 20% up to 8 KiB, 5% up to 64 KiB; or, with lo= and hi=, sizes uniform in that range, to see
+ * where the time goes by size); one replaced block in `share` is not freed by its thread but
  * swapped into a shared exchange array, and the block that comes out (made by any thread) is freed
  * instead. The checksum is the sum of the tags of every block made; the program checks that the
  * blocks freed plus those left add up to it. One op = one free + one malloc. */
@@ -34,8 +35,12 @@ static inline uint64_t check(const uint64_t *p)
     return tag;
 }
 
+static uint64_t size_lo, size_hi; /* 0: the mix above */
+
 static inline size_t pick_size(rng_t *r)
 {
+    if (size_lo)
+        return (size_t)rng_range(r, size_lo, size_hi);
     uint64_t x = rng_next(r) % 100;
     if (x < 75)
         return (size_t)rng_range(r, 16, 512);
@@ -95,12 +100,17 @@ int main(int argc, char **argv)
         {"share", "one replaced block in this many goes to another thread (>= 1)", 8},
         {"xslots", "slots of the shared exchange array", 1024},
         {"seed", "PRNG seed", 1},
+        {"lo", "smallest size, 16 or more (0: the default mix)", 0},
+        {"hi", "largest size, at most 65536", 65536},
     };
     PARAMS_PARSE(ps, "Multi-threaded churn of 16 B - 64 KiB blocks, some freed by other threads.");
     uint64_t T = P(ps, "threads"), ops = P(ps, "ops"), ws = P(ps, "ws"), share = P(ps, "share");
     uint64_t nx = P(ps, "xslots");
     if (T == 0 || ws == 0 || share == 0 || nx == 0)
         die("need threads, ws, share and xslots > 0");
+    size_lo = P(ps, "lo"), size_hi = P(ps, "hi");
+    if (size_lo && (size_lo < 16 || size_hi < size_lo || size_hi > MAXSIZE))
+        die("need 16 <= lo <= hi <= %d", MAXSIZE);
     _Atomic(uint64_t *) *xs = calloc(nx, sizeof *xs);
     job_t *jobs = calloc(T, sizeof *jobs);
     pthread_t *tid = calloc(T, sizeof *tid);

@@ -252,7 +252,8 @@ unsafe fn free_small<const IN_CAGE: bool>(p: *mut u8, s: *mut Slab) {
 
 /// The owner's free of block `a` (in the cage) of its slab `s` when the bin's hot list is full
 /// below its class's limit: the list doubles (a thread that keeps freeing this class fills it
-/// again and again) and takes the block.
+/// again and again) and takes the block; a list not open yet opens once the thread has
+/// allocated enough of the class (`heap::grow_hot`), and until then the block goes to its slab.
 ///
 /// # Safety
 /// `bin` is this thread's bin of `s`'s class, `s` belongs to this thread's heap and `a` is a
@@ -262,8 +263,10 @@ unsafe fn free_small<const IN_CAGE: bool>(p: *mut u8, s: *mut Slab) {
 unsafe fn free_hot_grow(bin: *mut Bin, s: *mut Slab, a: usize) {
     // SAFETY: this fn's contract.
     unsafe {
-        heap::grow_hot(bin);
-        if !heap::push_hot(bin, a) && heap::free_local(s, a) {
+        if heap::grow_hot(bin) && heap::push_hot(bin, a) {
+            return;
+        }
+        if heap::free_local(s, a) {
             free_local_slow(s);
         }
     }

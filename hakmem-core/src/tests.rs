@@ -850,7 +850,7 @@ fn a_hot_list_grows_while_its_thread_frees_the_class_and_stops_at_its_cap() {
                 .collect::<Vec<_>>(),
         );
         let w = own_blocks(
-            &(0..40)
+            &(0..100)
                 .map(|_| alloc::malloc(8192) as usize)
                 .collect::<Vec<_>>(),
         );
@@ -863,9 +863,18 @@ fn a_hot_list_grows_while_its_thread_frees_the_class_and_stops_at_its_cap() {
         // SAFETY (test): live blocks of this thread, freed once each; its own bins.
         unsafe {
             let bins = &raw mut (*crate::tls::thread_cache()).bins;
-            assert_eq!((*bins)[kib].hot_max, 16, "a hot list starts at 16 blocks");
+            // Closed until the thread's first free after 64 allocations of the class, which
+            // opens it at 16 blocks.
+            assert_eq!(
+                (*bins)[kib].hot_max,
+                0,
+                "a hot list open before the thread freed"
+            );
             assert_eq!((*bins)[kib].hot_cap, 128);
-            for &p in &v[..100] {
+            alloc::free(v[0] as *mut u8);
+            assert_eq!((*bins)[kib].hot_max, 16, "a hot list opens at 16 blocks");
+            assert_eq!(hot_len(kib), 1);
+            for &p in &v[1..100] {
                 alloc::free(p as *mut u8);
             }
             // 16, 32, 64, then 128: the cap for 1 KiB blocks (128 blocks, 128 KiB).
@@ -941,6 +950,35 @@ fn trim_hands_the_hot_lists_back_to_their_slabs() {
                 if crate::superslab::slab_of(p) != s {
                     alloc::free(p as *mut u8);
                 }
+            }
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn a_thread_that_makes_few_blocks_of_a_class_keeps_no_hot_list_of_it() {
+    setup();
+    std::thread::spawn(|| {
+        let c = crate::size_class::class_of(3000);
+        let v = own_blocks(
+            &(0..10)
+                .map(|_| alloc::malloc(3000) as usize)
+                .collect::<Vec<_>>(),
+        );
+        assert!(!v.is_empty());
+        // SAFETY (test): live blocks of this thread, freed once each; its own bin and slabs.
+        unsafe {
+            let s = crate::superslab::slab_of(v[0]);
+            let used = (*s).used_full;
+            alloc::free(v[0] as *mut u8);
+            let bin = &raw mut (*crate::tls::thread_cache()).bins[c];
+            assert_eq!((*bin).hot_max, 0, "a hot list opened after 10 allocations");
+            assert_eq!(hot_len(c), 0);
+            assert_eq!((*s).used_full, used - 1, "the free did not reach its slab");
+            for &p in &v[1..] {
+                alloc::free(p as *mut u8);
             }
         }
     })
