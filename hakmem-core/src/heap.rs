@@ -166,10 +166,13 @@ pub unsafe fn pop(bin: *mut Bin) -> *mut Block {
 /// `bin` is a bin of the calling thread's cache.
 #[inline(always)]
 pub unsafe fn pop_hot(bin: *mut Bin) -> *mut Block {
-    // SAFETY: the caller's bin (this fn's contract). `a - base - 1 < limit` holds only for an
-    // address in a published SuperSlab of the cage (0, the empty list, fails it), so `a` is
-    // mapped; the list holds free blocks of the thread's slabs, tagged free, which only this
-    // thread reaches: their link and tag are its to read and rewrite.
+    // SAFETY: the caller's bin (this fn's contract). Every address the list holds was pushed
+    // by `push_hot` (a free block of one of the thread's slabs in the cage, tagged free, which
+    // only this thread reaches: its link and tag are the thread's to read and rewrite) or
+    // decoded from such a block's link. `a - base - 1 < limit` lets through the published
+    // SuperSlabs of the cage (mapped) and one address past them; 0, the empty list, fails it.
+    // Only a link overwritten by the program can decode to something else, and it passes with
+    // probability (published bytes + 1) / 2^64, as a bin's link passes its own check.
     unsafe {
         let a = (*bin).hot;
         if a.wrapping_sub(crate::cage::base()).wrapping_sub(1) >= crate::cage::limit() {
