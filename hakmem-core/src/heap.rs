@@ -210,21 +210,22 @@ pub unsafe fn push_hot(bin: *mut Bin, a: usize) -> bool {
     true
 }
 
-/// Bytes of blocks a bin's hot list may hold (and at most `HOT_MAX` blocks): blocks there stay
-/// counted in use by their slabs (a slab with one of them does not empty), so this bounds what
-/// a thread keeps from its slabs' lists.
-const HOT_BYTES: usize = 128 << 10;
+/// The most blocks a bin's hot list holds. Bytes are bounded by HAKMEM_HOT_KB: blocks on a hot
+/// list stay counted in use by their slabs (a slab with one of them does not empty), so this
+/// bounds what a thread keeps from its slabs' lists.
 const HOT_MAX: usize = 128;
 
-/// How many blocks the hot list of class `c` may grow to: none in checking mode (whose frees
-/// keep their own books) or without a cage, and none for the classes whose free blocks decay
-/// (16 KiB and more: `block_decay` walks the slabs' lists, and a hot list would hide them).
+/// How many blocks the hot list of class `c` may grow to: HAKMEM_HOT_KB's worth, at most
+/// `HOT_MAX`; none in checking mode (whose frees keep their own books) or without a cage, and
+/// none for the classes whose free blocks decay (16 KiB and more: `block_decay` walks the
+/// slabs' lists, and a hot list would hide them).
 pub fn hot_cap(c: usize) -> u16 {
     if crate::policy::checked() || crate::cage::base() == 0 || c >= crate::block_decay::FIRST_CLASS
     {
         return 0;
     }
-    (HOT_BYTES / crate::size_class::class_size(c)).min(HOT_MAX) as u16
+    let bytes = (crate::policy::get(crate::policy::Opt::HotKb) as usize) << 10;
+    (bytes / crate::size_class::class_size(c)).min(HOT_MAX) as u16
 }
 
 /// `hot_cap` of every class, worked out by the first thread that attaches (the policy and the

@@ -14,6 +14,7 @@ use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed};
 pub enum Opt {
     Profile,
     Tcache,
+    HotKb,
     RefillBatch,
     SuperslabMb,
     SlabReuse,
@@ -67,6 +68,13 @@ pub static OPTIONS: &[OptDef] = &[
         kind: Kind::Int { min: 0, max: 64 },
         defaults: [4, 1, 0],
         help: "empty slabs a thread keeps per size class (and 8x as many free 64 KiB slabs for any class) before returning them to the shared pool",
+    },
+    OptDef {
+        opt: Opt::HotKb,
+        name: "HAKMEM_HOT_KB",
+        kind: Kind::Int { min: 0, max: 1024 },
+        defaults: [256, 128, 16],
+        help: "KiB of its latest frees of each size class under 16 KiB a thread keeps on a hot list, handed out before its slabs' blocks (at most 128 blocks; 0: no hot lists)",
     },
     OptDef {
         opt: Opt::RefillBatch,
@@ -175,7 +183,7 @@ pub static OPTIONS: &[OptDef] = &[
     },
 ];
 
-pub const N: usize = 17;
+pub const N: usize = 18;
 const _: () = assert!(OPTIONS.len() == N);
 
 static VALUES: [AtomicU32; N] = [const { AtomicU32::new(0) }; N];
