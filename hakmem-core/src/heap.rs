@@ -299,12 +299,9 @@ pub unsafe fn hot_flush(bin: *mut Bin, c: usize) {
             }
         }
     }
+    // The list is empty now (every pop gave its room back), unless its head was overwritten.
     // SAFETY: as above.
-    unsafe {
-        check_hot(bin, c);
-        (*bin).hot = 0;
-        (*bin).hot_room = (*bin).hot_max;
-    }
+    unsafe { check_hot(bin, c) };
 }
 
 /// Stops the process if the head of the hot list of `bin` (class `c`) is neither empty nor a
@@ -947,9 +944,6 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
             (*bin).allocs.store(0, Relaxed);
             (*bin).frees.store(0, Relaxed);
             (*tc).remote_frees[c].store(0, Relaxed);
-            (*bin).hot_max = 0;
-            (*bin).hot_room = 0;
-            (*bin).hot_cap = 0;
             let s = (*bin).slab;
             (bin, s)
         };

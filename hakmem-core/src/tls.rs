@@ -44,7 +44,6 @@ pub struct Bin {
     pub hot_room: u16,
     pub hot_max: u16,
     pub hot_cap: u16,
-    pub _hot_pad: u16,
 }
 
 impl Bin {
@@ -60,7 +59,6 @@ impl Bin {
             hot_room: 0,
             hot_max: 0,
             hot_cap: 0,
-            _hot_pad: 0,
         }
     }
 
