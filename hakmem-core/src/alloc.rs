@@ -137,7 +137,13 @@ fn alloc_slow(size: usize, c: usize) -> *mut u8 {
                 return nomem_if_null(heap::shared_alloc(c));
             }
         }
-        heap::check_hot(ptr::addr_of_mut!((*tc).bins[c]), c);
+        let bin = ptr::addr_of_mut!((*tc).bins[c]);
+        heap::check_hot(bin, c);
+        if (*bin).hot_max == 0 {
+            // Opens the class's hot list once the thread has made enough of its blocks, also
+            // for a thread that frees only other threads' blocks of it.
+            heap::grow_hot(bin);
+        }
         let b = heap::refill(h, c);
         if b.is_null() {
             os::set_errno(libc::ENOMEM);
@@ -215,29 +221,40 @@ unsafe fn free_small<const IN_CAGE: bool>(p: *mut u8, s: *mut Slab) {
         return report_invalid(p, "free");
     }
     let tc = thread_cache();
-    // SAFETY: `tc` is this thread's cache.
-    let h = unsafe { (*tc).heap };
-    // SAFETY: `heap` is atomic, readable from any thread.
-    if unsafe { (*s).heap.load(Relaxed) } == h {
-        // The owner: onto the bin when the block's slab is the bin's current one, else onto
-        // the slab's local list (`free_local` follows the slab's `list_head`), so that free
-        // has one well-predicted branch whichever slab the block is in.
-        // SAFETY: `k < carved`, so `a` is a carved block of `s` (in mapped memory); this
-        // thread owns `s`, so the block's link and tag, the slab's owner-side fields and the
-        // bin at `bin_offset` of its own cache are touched by no other thread.
+    if IN_CAGE {
+        // Any thread's block onto this thread's hot list of its class while the list has
+        // room: the block stays counted in use by its slab until the list gives it back.
+        // SAFETY: `k < carved`, so `a` is a carved block of `s` (in mapped memory) and `s` is
+        // formatted; while the block is user-held only the freeing thread writes its tag and
+        // link; the bin at `bin_offset` of this thread's cache is this thread's, and its list
+        // has room only while the thread's heap is attached (`heap::attach`, `heap::detach`).
         unsafe {
             if freelist::is_tagged(a) {
                 return report_double_free(p);
             }
             let bin = (tc as *mut u8).add((*s).bin_offset as usize) as *mut Bin;
+            if heap::push_hot(bin, a) {
+                add_single_writer(&(*bin).frees, 1);
+                return;
+            }
+        }
+    }
+    // SAFETY: `tc` is this thread's cache.
+    let h = unsafe { (*tc).heap };
+    // SAFETY: `heap` is atomic, readable from any thread.
+    if unsafe { (*s).heap.load(Relaxed) } == h {
+        // The owner, past a full hot list: onto the slab's local list (`free_local` follows
+        // the slab's `list_head`: the bin when the slab is the bin's current one).
+        // SAFETY: as above; this thread owns `s`, so the block's link and tag and the slab's
+        // owner-side fields are touched by no other thread.
+        unsafe {
+            if !IN_CAGE && freelist::is_tagged(a) {
+                return report_double_free(p);
+            }
+            let bin = (tc as *mut u8).add((*s).bin_offset as usize) as *mut Bin;
             add_single_writer(&(*bin).frees, 1);
-            if IN_CAGE {
-                if heap::push_hot(bin, a) {
-                    return;
-                }
-                if (*bin).hot_max < (*bin).hot_cap {
-                    return free_hot_grow(bin, s, a);
-                }
+            if IN_CAGE && (*bin).hot_max < (*bin).hot_cap {
+                return free_hot_grow(bin, s, a);
             }
             if heap::free_local(s, a) {
                 free_local_slow(s);
@@ -246,8 +263,9 @@ unsafe fn free_small<const IN_CAGE: bool>(p: *mut u8, s: *mut Slab) {
         return;
     }
     // SAFETY: `tc` is this thread's cache, `s` a formatted slab (or the dead slab) and `a` a
-    // carved block of it with index `k`, as `free_remote` requires.
-    unsafe { crate::remote::free_remote(tc, s, a, k) }
+    // carved block of it with index `k` (with `IN_CAGE`, its tag checked), as `free_remote`
+    // requires.
+    unsafe { crate::remote::free_remote::<IN_CAGE>(tc, s, a, k) }
 }
 
 /// The owner's free of block `a` (in the cage) of its slab `s` when the bin's hot list is full

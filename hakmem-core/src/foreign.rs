@@ -9,6 +9,10 @@
 //! block is reused while it is still in this core's cache. A block here is still counted as in
 //! use by its slab, so the slab keeps its owner and format until the block goes back.
 //!
+//! Since the hot lists take any thread's blocks (`heap::push_hot`), a block comes here only
+//! when its class's hot list has no room: closed (the thread has made few blocks of the class:
+//! a consumer that only frees) or full at its cap.
+//!
 //! A block this thread took from its foreign cache and then frees itself (a reissued block) goes
 //! home, not back into the cache, unless the thread stands downstream of a hand-off: otherwise a
 //! thread whose working set is its own (it frees what it allocates) keeps circulating the other
@@ -281,7 +285,7 @@ fn slab_of_block(a: usize) -> *mut Slab {
 /// # Safety
 /// Each block is a free block of a formatted slab, tagged, held by the caller alone and counted
 /// as in use by its slab.
-unsafe fn send(blocks: &[usize]) {
+pub unsafe fn send(blocks: &[usize]) {
     if blocks.is_empty() {
         return;
     }

@@ -167,8 +167,9 @@ pub unsafe fn pop(bin: *mut Bin) -> *mut Block {
 #[inline(always)]
 pub unsafe fn pop_hot(bin: *mut Bin) -> *mut Block {
     // SAFETY: the caller's bin (this fn's contract). Every address the list holds was pushed
-    // by `push_hot` (a free block of one of the thread's slabs in the cage, tagged free, which
-    // only this thread reaches: its link and tag are the thread's to read and rewrite) or
+    // by `push_hot` (a free block of the cage that its slab counts as in use, of this thread's
+    // slabs or another's, tagged free, which only this thread reaches: its link and tag are
+    // the thread's to read and rewrite) or
     // decoded from such a block's link. `a - base - 1 < limit` lets through the published
     // SuperSlabs of the cage (mapped) and one address past them; 0, the empty list, fails it.
     // Only a link overwritten by the program can decode to something else, and it passes with
@@ -185,12 +186,13 @@ pub unsafe fn pop_hot(bin: *mut Bin) -> *mut Block {
     }
 }
 
-/// Puts the owner's free block `a` (in the cage) on the bin's hot list if it has room; false
-/// (and nothing changed) if not.
+/// Puts the free block `a` (in the cage, of this thread's slabs or another's) on the bin's hot
+/// list if it has room; false (and nothing changed) if not. Its slab keeps counting it as in
+/// use until the list gives it back (`hot_flush`).
 ///
 /// # Safety
-/// `bin` is the calling thread's bin of `a`'s class, and `a` a live block of the cage in a
-/// slab of the thread's heap.
+/// `bin` is the calling thread's bin of `a`'s class, and `a` a live block of the cage that this
+/// thread frees.
 #[inline(always)]
 pub unsafe fn push_hot(bin: *mut Bin, a: usize) -> bool {
     // SAFETY: this fn's contract: the bin, the block's link and its tag are the caller's.
@@ -263,6 +265,9 @@ pub unsafe fn grow_hot(bin: *mut Bin) -> bool {
     // SAFETY: the caller's bin (this fn's contract); `allocs` is atomic.
     unsafe {
         let (max, cap) = ((*bin).hot_max, (*bin).hot_cap);
+        if max >= cap {
+            return false;
+        }
         let new = if max == 0 {
             if (*bin).allocs.load(Relaxed) < HOT_AFTER {
                 return false;
@@ -277,28 +282,45 @@ pub unsafe fn grow_hot(bin: *mut Bin) -> bool {
     }
 }
 
-/// Hands every block of `bin`'s hot list (class `c`) to its slab (as the owner's frees).
+/// Hands every block of `bin`'s hot list (class `c`) back: a block of one of `heap`'s slabs to
+/// its slab (as the owner's free), a block of another heap's slab to that slab's owner (as
+/// remote frees, a run of one slab's blocks with one CAS).
 ///
 /// # Safety
-/// The caller owns `bin`, a bin of its thread's cache while its heap is attached.
+/// The caller owns `heap` and `bin`, a bin of its thread's cache while `heap` is attached.
 #[cold]
 #[inline(never)]
-pub unsafe fn hot_flush(bin: *mut Bin, c: usize) {
+pub unsafe fn hot_flush(heap: *mut Heap, bin: *mut Bin, c: usize) {
+    let mut away = [0usize; HOT_MAX];
+    let mut n = 0;
     loop {
-        // SAFETY: the caller owns `bin`; a block off its hot list is a free block of a slab of
-        // the thread's heap, counted in use, as `free_local` requires; `classify` runs on the
-        // heap the slab names (this thread's).
+        // SAFETY: the caller owns `bin`; a block off its hot list is a free block of a slab in
+        // the cage that counts it as in use (`push_hot`'s contract). When the slab is `heap`'s,
+        // `free_local` and `classify` get what they require; otherwise the block, tagged free
+        // again, is held by this thread alone, as `foreign::send` requires.
         unsafe {
             let a = pop_hot(bin) as usize;
             if a == 0 {
                 break;
             }
             let s = crate::superslab::slab_of(a);
-            if free_local(s, a) {
-                classify((*s).heap.load(Relaxed), s);
+            if (*s).heap.load(Relaxed) == heap {
+                if free_local(s, a) {
+                    classify(heap, s);
+                }
+                continue;
             }
+            freelist::set_tag(a);
+            if n == away.len() {
+                crate::foreign::send(&away);
+                n = 0;
+            }
+            *away.get_unchecked_mut(n) = a;
+            n += 1;
         }
     }
+    // SAFETY: as above.
+    unsafe { crate::foreign::send(&away[..n]) };
     // The list is empty now (every pop gave its room back), unless its head was overwritten.
     // SAFETY: as above.
     unsafe { check_hot(bin, c) };
@@ -346,7 +368,7 @@ pub unsafe fn hot_flush_all(tc: *mut ThreadCache) {
         unsafe {
             let bin = ptr::addr_of_mut!((*tc).bins[c]);
             if (*bin).hot != 0 {
-                hot_flush(bin, c);
+                hot_flush((*tc).heap, bin, c);
             }
         }
     }
@@ -884,7 +906,7 @@ unsafe fn reclaim(heap: *mut Heap) {
         unsafe {
             let bin = ptr::addr_of_mut!((*Heap::bins(heap))[c]);
             if (*bin).hot != 0 {
-                hot_flush(bin, c);
+                hot_flush(heap, bin, c);
             }
             let s = (*bin).slab;
             if !s.is_null() && bin_holds_all(bin, s) {
@@ -944,6 +966,11 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
             (*bin).allocs.store(0, Relaxed);
             (*bin).frees.store(0, Relaxed);
             (*tc).remote_frees[c].store(0, Relaxed);
+            // Closed: `free` pushes any thread's block onto a list with room, and a detached
+            // thread's list would keep it from its slab for good.
+            (*bin).hot_cap = 0;
+            (*bin).hot_max = 0;
+            (*bin).hot_room = 0;
             let s = (*bin).slab;
             (bin, s)
         };

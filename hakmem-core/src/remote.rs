@@ -11,10 +11,19 @@ use crate::sync::add_single_writer;
 use crate::tls::{ThreadCache, STATE_DEAD};
 use core::sync::atomic::{AtomicU64, Ordering::*};
 
+/// A block of the cage (`IN_CAGE`) goes onto this thread's hot list of its class when the list
+/// may grow; otherwise it is kept in the foreign cache or pushed on its slab's remote stack.
+///
 /// # Safety
-/// `a` is block `k` of `s` (validated by the caller) and `tc` is this thread's cache.
+/// `a` is block `k` of `s` (validated by the caller), with `IN_CAGE` a block of the cage whose
+/// free tag the caller found clear; `tc` is this thread's cache.
 #[inline(never)]
-pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) {
+pub unsafe fn free_remote<const IN_CAGE: bool>(
+    tc: *mut ThreadCache,
+    s: *mut Slab,
+    a: usize,
+    k: u64,
+) {
     // The heap is read while the block is still live, so the slab stays formatted and owned
     // by some heap until the push below. It may change owners meanwhile (a parked heap's
     // partial slab taken over by `heap::adopt_parked`): then the old owner's queue gets it and
@@ -31,11 +40,26 @@ pub unsafe fn free_remote(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) 
     // SAFETY: `a` is a carved block of `s` (this fn's contract), in mapped memory; while it is
     // user-held only the freeing thread writes its tag and link.
     unsafe {
-        if freelist::is_tagged(a) {
+        if !IN_CAGE && freelist::is_tagged(a) {
             crate::report::report_double_free(a as *mut u8);
             return;
         }
         freelist::set_tag(a);
+    }
+    // SAFETY: `tc` is this thread's cache; with a heap its bins' hot lists are its own, and
+    // `s`, formatted with block `k`, names this block's bin; `a` is a live block of the cage
+    // (`IN_CAGE`) that its slab counts as in use until the list gives it back.
+    unsafe {
+        if IN_CAGE && !(*tc).heap.is_null() {
+            // A full list doubles here as on the owner's free; a closed one stays closed (it
+            // opens on the thread's own frees or allocations: a thread that only frees this
+            // class, a consumer, has no use for it).
+            let bin = (tc as *mut u8).add((*s).bin_offset as usize) as *mut crate::tls::Bin;
+            if (*bin).hot_max != 0 && heap::grow_hot(bin) && heap::push_hot(bin, a) {
+                add_single_writer((*tc).remote_frees.get_unchecked((*s).class as usize), 1);
+                return;
+            }
+        }
     }
     // Read before the push: once the block is published its owner may collect it, and the slab
     // may be emptied and formatted for another class.

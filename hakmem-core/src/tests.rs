@@ -4,7 +4,7 @@
 use crate::policy::{self, Opt};
 use crate::size_class::{class_size, MAX_SMALL, NUM_CLASSES};
 use crate::{alloc, init, os, stats};
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{Acquire, Relaxed};
 use std::sync::Once;
 
 static SETUP: Once = Once::new();
@@ -863,16 +863,11 @@ fn a_hot_list_grows_while_its_thread_frees_the_class_and_stops_at_its_cap() {
         // SAFETY (test): live blocks of this thread, freed once each; its own bins.
         unsafe {
             let bins = &raw mut (*crate::tls::thread_cache()).bins;
-            // Closed until the thread's first free after 64 allocations of the class, which
-            // opens it at 16 blocks.
-            assert_eq!(
-                (*bins)[kib].hot_max,
-                0,
-                "a hot list open before the thread freed"
-            );
+            // Opened at 16 blocks by the first refill (or free) after 64 allocations of the
+            // class: 300 blocks of 1 KiB span several slabs.
+            assert_eq!((*bins)[kib].hot_max, 16, "a hot list opens at 16 blocks");
             assert_eq!((*bins)[kib].hot_cap, 128);
             alloc::free(v[0] as *mut u8);
-            assert_eq!((*bins)[kib].hot_max, 16, "a hot list opens at 16 blocks");
             assert_eq!(hot_len(kib), 1);
             for &p in &v[1..100] {
                 alloc::free(p as *mut u8);
@@ -955,6 +950,127 @@ fn trim_hands_the_hot_lists_back_to_their_slabs() {
     })
     .join()
     .unwrap();
+}
+
+/// Blocks of 1 KiB that the calling thread allocated and still holds, enough that its hot list
+/// of the class is open (the first refill after 64 allocations opens it).
+fn open_kib_list() -> Vec<usize> {
+    let v: Vec<usize> = (0..300).map(|_| alloc::malloc(1024) as usize).collect();
+    // SAFETY (test): the calling thread's own bin.
+    let max =
+        unsafe { (*crate::tls::thread_cache()).bins[crate::size_class::class_of(1024)].hot_max };
+    assert!(max > 0, "the hot list of 1 KiB blocks did not open");
+    v
+}
+
+#[test]
+fn another_threads_block_freed_here_comes_back_from_the_hot_list_and_goes_home_on_trim() {
+    use std::sync::mpsc::channel;
+    setup();
+    let c = crate::size_class::class_of(1024);
+    let (to_b, from_a) = channel::<usize>();
+    let (done_tx, done_rx) = channel::<()>();
+    // The owner: one of its own blocks to the other thread, then it waits (allocating nothing,
+    // so nothing collects its slabs' remote stacks) until the other has checked.
+    let a = std::thread::spawn(move || {
+        let v: Vec<usize> = (0..8).map(|_| alloc::malloc(1024) as usize).collect();
+        let p = own_blocks(&v)[0];
+        to_b.send(p).unwrap();
+        done_rx.recv().unwrap();
+        for q in v.into_iter().filter(|&q| q != p) {
+            // SAFETY (test): live blocks of this thread, freed once each.
+            unsafe { alloc::free(q as *mut u8) };
+        }
+    });
+    let p = from_a.recv().unwrap();
+    std::thread::spawn(move || {
+        let mine = open_kib_list();
+        let s = crate::superslab::slab_of(p);
+        // SAFETY (test): `p` is a live block of the owner's slab `s`, handed over, freed once
+        // per time this thread got it; `mine` are this thread's live blocks.
+        unsafe {
+            let used = (*s).used();
+            alloc::free(p as *mut u8);
+            assert_eq!(hot_len(c), 1, "another thread's block missed the hot list");
+            assert_eq!(
+                (*s).used(),
+                used,
+                "the free onto the hot list touched its slab"
+            );
+            assert_eq!(
+                alloc::malloc(1024) as usize,
+                p,
+                "the hot list's block was not reused"
+            );
+            // Freed again by the thread that reused it: onto the hot list again.
+            alloc::free(p as *mut u8);
+            assert_eq!(hot_len(c), 1);
+            assert_eq!((*s).thread_free.load(Acquire), 0);
+            alloc::trim();
+            assert_eq!(hot_len(c), 0);
+            assert_ne!(
+                (*s).thread_free.load(Acquire),
+                0,
+                "the flushed block did not go home to its slab's remote stack"
+            );
+            for q in mine {
+                alloc::free(q as *mut u8);
+            }
+        }
+    })
+    .join()
+    .unwrap();
+    done_tx.send(()).unwrap();
+    a.join().unwrap();
+}
+
+#[test]
+fn a_thread_past_its_exit_handler_keeps_no_block_on_its_hot_lists() {
+    setup();
+    let c = crate::size_class::class_of(1024);
+    let v: Vec<usize> = (0..8).map(|_| alloc::malloc(1024) as usize).collect();
+    let theirs = own_blocks(&v);
+    assert!(!theirs.is_empty());
+    let slabs: Vec<_> = theirs
+        .iter()
+        .map(|&p| crate::superslab::slab_of(p))
+        .collect();
+    let sent = theirs.clone();
+    std::thread::spawn(move || {
+        for q in open_kib_list() {
+            // SAFETY (test): this thread's live blocks, freed once each.
+            unsafe { alloc::free(q as *mut u8) };
+        }
+        let tc = crate::tls::thread_cache();
+        // SAFETY (test): this thread's cache and heap; its exit handler finds no heap after
+        // this and does nothing. The thread allocates nothing afterwards.
+        unsafe {
+            crate::heap::detach(tc, (*tc).heap);
+            for &p in &sent {
+                alloc::free(p as *mut u8);
+            }
+        }
+        assert_eq!(
+            hot_len(c),
+            0,
+            "a detached thread kept blocks on its hot list"
+        );
+    })
+    .join()
+    .unwrap();
+    // This thread has not allocated since, so the blocks wait on their slabs' remote stacks.
+    for s in slabs {
+        // SAFETY (test): the blocks' slabs are formatted while they are not collected.
+        let w = unsafe { (*s).thread_free.load(Acquire) };
+        assert_ne!(
+            w, 0,
+            "a block freed after the exit handler never reached its slab"
+        );
+    }
+    for p in v.into_iter().filter(|p| !theirs.contains(p)) {
+        // SAFETY (test): this thread's live blocks, freed once each.
+        unsafe { alloc::free(p as *mut u8) };
+    }
 }
 
 #[test]

@@ -33,14 +33,15 @@ pub struct Bin {
     pub slab: *mut Slab,
     pub allocs: AtomicU64,
     pub frees: AtomicU64,
-    /// The hot list: the owner's latest frees of this class, from any of its slabs in the cage,
-    /// newest first, linked through the blocks (encoded as every list is); `hot` is the newest
+    /// The hot list: the thread's latest frees of this class, blocks of any slab in the cage
+    /// (its own or another thread's, which count them in use meanwhile), newest first, linked
+    /// through the blocks (encoded as every list is); `hot` is the newest
     /// block's address, 0 when the list is empty. Malloc takes from it before the bin's own
     /// list (see `heap::pop_hot`).
     pub hot: usize,
     /// Blocks the hot list may still take; the most it holds now, which doubles each time it
     /// fills up, up to `hot_cap` (0: none, every free goes to its slab: checking mode, the
-    /// biggest classes, a bin no thread attached).
+    /// biggest classes, a bin no thread attached or whose heap was detached).
     pub hot_room: u16,
     pub hot_max: u16,
     pub hot_cap: u16,
