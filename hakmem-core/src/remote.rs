@@ -46,37 +46,78 @@ pub unsafe fn free_remote<const IN_CAGE: bool>(
         }
         freelist::set_tag(a);
     }
-    // SAFETY: `tc` is this thread's cache; with a heap its bins' hot lists are its own, and
-    // `s`, formatted with block `k`, names this block's bin; `a` is a live block of the cage
-    // (`IN_CAGE`) that its slab counts as in use until the list gives it back.
+    // Read before the block is published (on a hot list, in the foreign cache or on its
+    // slab's stack): its owner may then collect it, and the slab be formatted for another
+    // class.
+    // SAFETY: the descriptor stays mapped, and while block `k` is user-held the slab keeps
+    // its format.
+    let c = unsafe { (*s).class as usize };
+    // SAFETY: `tc` is this thread's cache; with a heap its bins' hot lists and its foreign
+    // cache are its own (its exit handler flushes both), and `s`, formatted with block `k`,
+    // names this block's bin; `a` is a carved block of class `c`, tagged free just now, with
+    // `IN_CAGE` in the cage, and its slab counts it in use until a list or the cache gives it
+    // back.
     unsafe {
-        if IN_CAGE && !(*tc).heap.is_null() {
-            // A full list doubles here as on the owner's free; a closed one stays closed (it
-            // opens on the thread's own frees or allocations: a thread that only frees this
-            // class, a consumer, has no use for it).
-            let bin = (tc as *mut u8).add((*s).bin_offset as usize) as *mut crate::tls::Bin;
-            if (*bin).hot_max != 0 && heap::grow_hot(bin) && heap::push_hot(bin, a) {
-                add_single_writer((*tc).remote_frees.get_unchecked((*s).class as usize), 1);
+        if !(*tc).heap.is_null() {
+            if IN_CAGE {
+                // A full list below its cap doubles here as on the owner's free; a closed one
+                // stays closed (it opens on the thread's own frees or allocations: a thread
+                // that only frees this class, a consumer, has no use for it).
+                let bin = (tc as *mut u8).add((*s).bin_offset as usize) as *mut crate::tls::Bin;
+                let max = (*bin).hot_max;
+                if max != 0 && max < (*bin).hot_cap && grow_and_push(bin, a) {
+                    add_single_writer((*tc).remote_frees.get_unchecked(c), 1);
+                    return;
+                }
+            }
+            if crate::foreign::keep_quick(tc, c, a) {
+                add_single_writer((*tc).remote_frees.get_unchecked(c), 1);
                 return;
             }
         }
     }
-    // Read before the push: once the block is published its owner may collect it, and the slab
-    // may be emptied and formatted for another class.
-    // SAFETY: the descriptor stays mapped, and while block `k` is user-held the slab keeps
-    // its format.
-    let c = unsafe { (*s).class as usize };
-    // SAFETY: `tc` is this thread's cache (this fn's contract); with a heap, its exit handler
-    // flushes the foreign cache; `a` is a carved block of class `c`, tagged free just now.
+    // SAFETY: as above.
+    unsafe { free_remote_slow(tc, s, a, k, c, heap) }
+}
+
+/// `heap::grow_hot` then `heap::push_hot`, out of line: a list doubles once per fill.
+///
+/// # Safety
+/// As for `heap::push_hot`.
+#[cold]
+#[inline(never)]
+unsafe fn grow_and_push(bin: *mut crate::tls::Bin, a: usize) -> bool {
+    // SAFETY: this fn's contract.
+    unsafe { heap::grow_hot(bin) && heap::push_hot(bin, a) }
+}
+
+/// `free_remote` past the hot list and the foreign cache's common case: a reissued block, a
+/// full class of the cache (its older half passed on), a class it does not keep, or a thread
+/// with no heap; what the cache does not take goes onto its slab's remote stack.
+///
+/// # Safety
+/// As for `free_remote`, with `a` tagged free, `c` its slab's class and `heap` its slab's heap
+/// read while the block was user-held.
+#[cold]
+#[inline(never)]
+unsafe fn free_remote_slow(
+    tc: *mut ThreadCache,
+    s: *mut Slab,
+    a: usize,
+    k: u64,
+    c: usize,
+    heap: *mut Heap,
+) {
+    // SAFETY: this fn's contract.
     unsafe {
         if !(*tc).heap.is_null() && crate::foreign::keep(tc, c, a) {
             add_single_writer((*tc).remote_frees.get_unchecked(c), 1);
             return;
         }
     }
-    // SAFETY: as above for the link (the previous head's offset: `offset_of` reads the
-    // formatted slab's block size), written before the CAS that publishes the block;
-    // `thread_free` is atomic.
+    // SAFETY: `a` is block `k` of the formatted slab `s`, this thread's until the CAS that
+    // publishes it (this fn's contract): its link (the previous head's offset: `offset_of`
+    // reads the slab's block size) is written before; `thread_free` is atomic.
     if unsafe {
         remote_list::push(&(*s).thread_free, k, |old| {
             freelist::set_next(a, (*s).offset_of(old))
