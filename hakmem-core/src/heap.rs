@@ -349,11 +349,21 @@ pub fn without_hot_lists() {
     unsafe {
         hot_flush_all(tc);
         for c in 0..NUM_CLASSES {
-            let bin = ptr::addr_of_mut!((*tc).bins[c]);
-            (*bin).hot_cap = 0;
-            (*bin).hot_max = 0;
-            (*bin).hot_room = 0;
+            close_hot(ptr::addr_of_mut!((*tc).bins[c]));
         }
+    }
+}
+
+/// Closes `bin`'s empty hot list for good (until `attach` sets it up again): no room, no growth.
+///
+/// # Safety
+/// `bin` is a bin of the calling thread's cache.
+unsafe fn close_hot(bin: *mut Bin) {
+    // SAFETY: the caller's bin (this fn's contract).
+    unsafe {
+        (*bin).hot_cap = 0;
+        (*bin).hot_max = 0;
+        (*bin).hot_room = 0;
     }
 }
 
@@ -968,9 +978,7 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
             (*tc).remote_frees[c].store(0, Relaxed);
             // Closed: `free` pushes any thread's block onto a list with room, and a detached
             // thread's list would keep it from its slab for good.
-            (*bin).hot_cap = 0;
-            (*bin).hot_max = 0;
-            (*bin).hot_room = 0;
+            close_hot(bin);
             let s = (*bin).slab;
             (bin, s)
         };

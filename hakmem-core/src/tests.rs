@@ -4,7 +4,7 @@
 use crate::policy::{self, Opt};
 use crate::size_class::{class_size, MAX_SMALL, NUM_CLASSES};
 use crate::{alloc, init, os, stats};
-use std::sync::atomic::Ordering::{Acquire, Relaxed};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Once;
 
 static SETUP: Once = Once::new();
@@ -766,7 +766,7 @@ fn an_owners_free_into_a_full_slab_makes_it_partial_and_the_last_one_retires_it(
 
 /// Blocks on the calling thread's hot list of class `c`.
 fn hot_len(c: usize) -> usize {
-    // SAFETY (test): the calling thread's own bin; the list holds free blocks of its slabs.
+    // SAFETY (test): the calling thread's own bin; the list holds free blocks of the cage.
     unsafe {
         let bin = &raw mut (*crate::tls::thread_cache()).bins[c];
         let mut a = (*bin).hot;
@@ -1005,11 +1005,11 @@ fn another_threads_block_freed_here_comes_back_from_the_hot_list_and_goes_home_o
             // Freed again by the thread that reused it: onto the hot list again.
             alloc::free(p as *mut u8);
             assert_eq!(hot_len(c), 1);
-            assert_eq!((*s).thread_free.load(Acquire), 0);
+            assert_eq!(remote_word(s as usize), 0);
             alloc::trim();
             assert_eq!(hot_len(c), 0);
             assert_ne!(
-                (*s).thread_free.load(Acquire),
+                remote_word(s as usize),
                 0,
                 "the flushed block did not go home to its slab's remote stack"
             );
@@ -1060,10 +1060,9 @@ fn a_thread_past_its_exit_handler_keeps_no_block_on_its_hot_lists() {
     .unwrap();
     // This thread has not allocated since, so the blocks wait on their slabs' remote stacks.
     for s in slabs {
-        // SAFETY (test): the blocks' slabs are formatted while they are not collected.
-        let w = unsafe { (*s).thread_free.load(Acquire) };
         assert_ne!(
-            w, 0,
+            remote_word(s as usize),
+            0,
             "a block freed after the exit handler never reached its slab"
         );
     }
