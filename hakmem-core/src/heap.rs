@@ -993,7 +993,6 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
         (*heap).remote_ctr.store(ptr::null_mut(), Relaxed);
         (*heap).attached.store(false, Relaxed);
         drain_remote(heap);
-        empty_to_slab_cache(heap);
     }
     // SAFETY: `tc` is the calling thread's live cache.
     unsafe {
@@ -1002,11 +1001,45 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
     }
     let mut p = POOL.lock();
     // SAFETY: this thread still owns `heap`; once on the dead list (pool lock held) it is the
-    // pool's.
+    // pool's. The empty slabs it keeps per class stay with it when its slab cache does: the
+    // next thread on it reuses each for the class whose blocks its pages already hold (in the
+    // slab cache they went to whatever class ran dry first, and every slab of a thread-churning
+    // program ended up with all its pages resident: `thread_churn`, bench/README.md).
     unsafe {
-        SlabCache::park(ptr::addr_of_mut!((*heap).slab_cache), &mut p);
+        if !SlabCache::park(ptr::addr_of_mut!((*heap).slab_cache), &mut p) {
+            release_empty_locked(heap, &mut p);
+        }
         push_dead(&mut p, heap);
     }
+}
+
+/// Gives the empty slabs `heap` keeps per class back to the pool; the bytes they span.
+///
+/// # Safety
+/// The caller holds the pool lock (`p`) and owns `heap` (or it is parked, so the pool's).
+pub unsafe fn release_empty_locked(heap: *mut Heap, p: &mut crate::pool::Pool) -> usize {
+    let mut back = SlabList::new();
+    let mut bytes = 0;
+    // SAFETY: this fn's contract: the heap's empty lists are the caller's; their slabs are
+    // empty, on that list only, not current, in mapped SuperSlabs.
+    unsafe {
+        for c in 0..NUM_CLASSES {
+            loop {
+                let s = (*heap).empty[c].pop();
+                if s.is_null() {
+                    break;
+                }
+                (*s).flags &= !IN_EMPTY;
+                crate::pool::unformat(s);
+                bytes += crate::superslab::slab_bytes(s);
+                back.push(s);
+            }
+        }
+        if back.len > 0 {
+            crate::pool::release_slabs_locked(p, &mut back);
+        }
+    }
+    bytes
 }
 
 /// Heaps on the pool's dead list (a hint read without the lock).

@@ -230,6 +230,7 @@ unsafe fn release(own: *mut Heap, shared: bool) -> usize {
         // SAFETY: parked heaps belong to the pool, whose lock is held; heaps are never freed.
         unsafe {
             released += SlabCache::release_all(core::ptr::addr_of_mut!((*h).slab_cache), &mut p);
+            released += heap::release_empty_locked(h, &mut p);
             h = (*h).next_dead;
         }
     }

@@ -3,9 +3,10 @@
 //! to be reformatted for whatever class runs dry next, and the pool lock is taken only to move
 //! half a cache's worth of slabs at once. HAKMEM_TCACHE sizes it: 8 x TCACHE small slabs, TCACHE
 //! medium slabs; blocks over 64 KiB (one slab per SuperSlab) always go to the pool, and so does
-//! everything with TCACHE=0. When a thread exits, its parked heap keeps the cache for the next
-//! thread that adopts it (a thread pool's replacement worker starts without the pool lock), as
-//! long as at most `PARKED_MAX` parked heaps hold one; beyond that the cache goes to the pool.
+//! everything with TCACHE=0. When a thread exits, its parked heap keeps the cache (and its empty
+//! slabs per class, `heap::detach`) for the next thread that adopts it (a thread pool's
+//! replacement worker starts without the pool lock), as long as at most `PARKED_MAX` parked
+//! heaps hold one; beyond that both go to the pool.
 
 use crate::policy;
 use crate::pool::{self, Pool};
@@ -99,20 +100,21 @@ impl SlabCache {
         }
     }
 
-    /// The heap is being parked (its thread exited): keeps the cache for the next thread, or
-    /// gives every slab back if enough parked heaps hold one already.
+    /// The heap is being parked (its thread exited): keeps the cache for the next thread
+    /// (true), or gives every slab back if enough parked heaps hold one already (false).
     ///
     /// # Safety
     /// `sc` is the cache of a heap the caller owns, and the caller holds the pool lock (`p`).
-    pub unsafe fn park(sc: *mut SlabCache, p: &mut Pool) {
+    pub unsafe fn park(sc: *mut SlabCache, p: &mut Pool) -> bool {
         if p.parked_caches < PARKED_MAX {
             p.parked_caches += 1;
             // SAFETY: the caller owns the cache (this fn's contract).
             unsafe { (*sc).parked = true };
-            return;
+            return true;
         }
         // SAFETY: the caller owns the cache and holds the pool lock (this fn's contract).
         unsafe { SlabCache::release_all(sc, p) };
+        false
     }
 
     /// Gives every cached slab back to the pool (a parked cache stops being one); the bytes
