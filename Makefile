@@ -12,7 +12,7 @@ DEST    := $(DESTDIR)$(PREFIX)
 INSTALLED := lib/libhakmem.so.$(VERSION) lib/libhakmem.so.$(MAJOR) lib/libhakmem.so \
              include/hakmem.h lib/pkgconfig/hakmem.pc bin/hakmem
 
-.PHONY: all lib test test-core test-c test-ext test-verify test-bench test-real test-profiles test-rust test-install test-debug test-fuzz fuzz fuzz-build \
+.PHONY: all lib test test-core test-c test-ext test-verify test-bench test-scripts test-real test-profiles test-rust test-install test-debug test-fuzz fuzz fuzz-build \
         bench bench-full clippy fmt clean deps install uninstall
 
 all: lib
@@ -22,7 +22,7 @@ lib:
 	@test -f $(LIB) && ln -sf libhakmem.so $(LIB).$(MAJOR) && echo "built $(LIB)"
 
 # The whole suite: core unit/property tests, then C programs and real programs under LD_PRELOAD.
-test: lib test-core test-rust test-c test-ext test-verify test-bench test-real test-profiles test-install test-debug test-fuzz
+test: lib test-core test-rust test-c test-ext test-verify test-bench test-scripts test-real test-profiles test-install test-debug test-fuzz
 	@echo "make test: all suites passed"
 
 test-core:
@@ -67,6 +67,10 @@ test-verify: lib
 # The benchmark runner's own logic (its run order).
 test-bench:
 	python3 bench/test_runner.py
+
+# Measurement helpers in scripts/ that read hakmem's layouts.
+test-scripts: lib
+	python3 scripts/test_slab_resident.py
 
 # The fuzzer (fuzz/): a libFuzzer harness over hakmem-core's API with a shadow model, built with
 # coverage instrumentation on stable Rust. `make fuzz FUZZ_TIME=600` explores for that many seconds
