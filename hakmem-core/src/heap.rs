@@ -787,8 +787,22 @@ unsafe fn retire(heap: *mut Heap, s: *mut Slab) {
 /// # Safety
 /// The caller owns `heap` and holds no reference into it.
 unsafe fn empty_to_slab_cache(heap: *mut Heap) {
-    // SAFETY: this fn's contract: the heap's lists and cache are the caller's alone; the slabs
-    // on the empty lists are empty, on that list only, and not current.
+    // SAFETY: this fn's contract: the heap's lists and cache are the caller's alone; each slab
+    // taken is empty and now on no list, as `put` requires.
+    unsafe {
+        take_empties(heap, |s| {
+            SlabCache::put(ptr::addr_of_mut!((*heap).slab_cache), s)
+        })
+    }
+}
+
+/// Takes every empty slab `heap` keeps per class off its list and hands it to `f`.
+///
+/// # Safety
+/// The caller owns `heap`'s lists (its thread, or the pool lock for a parked heap).
+unsafe fn take_empties(heap: *mut Heap, mut f: impl FnMut(*mut Slab)) {
+    // SAFETY: this fn's contract: the empty lists are the caller's; their slabs are empty, on
+    // that list only, and not current.
     unsafe {
         for c in 0..NUM_CLASSES {
             loop {
@@ -797,7 +811,7 @@ unsafe fn empty_to_slab_cache(heap: *mut Heap) {
                     break;
                 }
                 (*s).flags &= !IN_EMPTY;
-                SlabCache::put(ptr::addr_of_mut!((*heap).slab_cache), s);
+                f(s);
             }
         }
     }
@@ -1020,21 +1034,14 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
 pub unsafe fn release_empty_locked(heap: *mut Heap, p: &mut crate::pool::Pool) -> usize {
     let mut back = SlabList::new();
     let mut bytes = 0;
-    // SAFETY: this fn's contract: the heap's empty lists are the caller's; their slabs are
-    // empty, on that list only, not current, in mapped SuperSlabs.
+    // SAFETY: this fn's contract: the heap's empty lists are the caller's; each slab taken is
+    // empty, on no list and not current, in a mapped SuperSlab, as `unformat` requires.
     unsafe {
-        for c in 0..NUM_CLASSES {
-            loop {
-                let s = (*heap).empty[c].pop();
-                if s.is_null() {
-                    break;
-                }
-                (*s).flags &= !IN_EMPTY;
-                crate::pool::unformat(s);
-                bytes += crate::superslab::slab_bytes(s);
-                back.push(s);
-            }
-        }
+        take_empties(heap, |s| {
+            crate::pool::unformat(s);
+            bytes += crate::superslab::slab_bytes(s);
+            back.push(s);
+        });
         if back.len > 0 {
             crate::pool::release_slabs_locked(p, &mut back);
         }
