@@ -781,53 +781,25 @@ unsafe fn retire(heap: *mut Heap, s: *mut Slab) {
     }
 }
 
-/// Moves the empty slabs `heap` keeps per class into its slab cache (which gives half back to
-/// the pool whenever it fills).
-///
-/// # Safety
-/// The caller owns `heap` and holds no reference into it.
-unsafe fn empty_to_slab_cache(heap: *mut Heap) {
-    // SAFETY: this fn's contract: the heap's lists and cache are the caller's alone; each slab
-    // taken is empty and now on no list, as `put` requires.
-    unsafe {
-        take_empties(heap, |s| {
-            SlabCache::put(ptr::addr_of_mut!((*heap).slab_cache), s)
-        })
-    }
-}
-
-/// Takes every empty slab `heap` keeps per class off its list and hands it to `f`.
-///
-/// # Safety
-/// The caller owns `heap`'s lists (its thread, or the pool lock for a parked heap).
-unsafe fn take_empties(heap: *mut Heap, mut f: impl FnMut(*mut Slab)) {
-    // SAFETY: this fn's contract: the empty lists are the caller's; their slabs are empty, on
-    // that list only, and not current.
-    unsafe {
-        for c in 0..NUM_CLASSES {
-            loop {
-                let s = (*heap).empty[c].pop();
-                if s.is_null() {
-                    break;
-                }
-                (*s).flags &= !IN_EMPTY;
-                f(s);
-            }
-        }
-    }
-}
-
 /// Gives every empty slab `heap` keeps (per class and in its slab cache) back to the pool, for
 /// a mapping that failed; the bytes they span.
 ///
 /// # Safety
 /// The caller owns `heap` and holds no reference into it.
 pub unsafe fn release_caches(heap: *mut Heap) -> usize {
-    // SAFETY: this fn's contract: the heap's lists and cache are the caller's alone; the slabs
-    // on the empty lists are empty, on that list only, and not current.
+    // SAFETY: this fn's contract: the heap's lists and cache are the caller's alone.
+    unsafe { release_caches_locked(heap, &mut POOL.lock()) }
+}
+
+/// `release_caches` for a caller that holds the pool lock (`p`).
+///
+/// # Safety
+/// The caller holds the pool lock and owns `heap` (or it is parked, so the pool's).
+pub unsafe fn release_caches_locked(heap: *mut Heap, p: &mut crate::pool::Pool) -> usize {
+    // SAFETY: this fn's contract, passed on.
     unsafe {
-        empty_to_slab_cache(heap);
-        SlabCache::release_all(ptr::addr_of_mut!((*heap).slab_cache), &mut POOL.lock())
+        release_empty_locked(heap, p)
+            + SlabCache::release_all(ptr::addr_of_mut!((*heap).slab_cache), p)
     }
 }
 
@@ -1031,17 +1003,24 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
 ///
 /// # Safety
 /// The caller holds the pool lock (`p`) and owns `heap` (or it is parked, so the pool's).
-pub unsafe fn release_empty_locked(heap: *mut Heap, p: &mut crate::pool::Pool) -> usize {
+unsafe fn release_empty_locked(heap: *mut Heap, p: &mut crate::pool::Pool) -> usize {
     let mut back = SlabList::new();
     let mut bytes = 0;
-    // SAFETY: this fn's contract: the heap's empty lists are the caller's; each slab taken is
-    // empty, on no list and not current, in a mapped SuperSlab, as `unformat` requires.
+    // SAFETY: this fn's contract: the heap's empty lists are the caller's; their slabs are
+    // empty, on that list only, not current, in mapped SuperSlabs, as `unformat` requires.
     unsafe {
-        take_empties(heap, |s| {
-            crate::pool::unformat(s);
-            bytes += crate::superslab::slab_bytes(s);
-            back.push(s);
-        });
+        for c in 0..NUM_CLASSES {
+            loop {
+                let s = (*heap).empty[c].pop();
+                if s.is_null() {
+                    break;
+                }
+                (*s).flags &= !IN_EMPTY;
+                crate::pool::unformat(s);
+                bytes += crate::superslab::slab_bytes(s);
+                back.push(s);
+            }
+        }
         if back.len > 0 {
             crate::pool::release_slabs_locked(p, &mut back);
         }

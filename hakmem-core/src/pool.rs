@@ -10,7 +10,6 @@ use crate::policy;
 use crate::purge;
 use crate::size_class::NUM_KINDS;
 use crate::slab::{Slab, SlabList, IN_POOL};
-use crate::slab_cache::SlabCache;
 use crate::superslab::{self, superslab_of, SuperSlab};
 use crate::sync::Mutex;
 use core::ptr;
@@ -229,8 +228,7 @@ unsafe fn release(own: *mut Heap, shared: bool) -> usize {
     while !h.is_null() {
         // SAFETY: parked heaps belong to the pool, whose lock is held; heaps are never freed.
         unsafe {
-            released += SlabCache::release_all(core::ptr::addr_of_mut!((*h).slab_cache), &mut p);
-            released += heap::release_empty_locked(h, &mut p);
+            released += heap::release_caches_locked(h, &mut p);
             h = (*h).next_dead;
         }
     }
