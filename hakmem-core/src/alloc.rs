@@ -85,16 +85,17 @@ fn decaying_class_alloc(c: usize, size: usize) -> *mut u8 {
     p
 }
 
-/// Malloc of class `c` past the table: the hot list first (`HOT`: the class keeps one), then
-/// the bin's list.
+/// Malloc of class `c` past the table: the hot list first, then the bin's list. `HOT_OFTEN`:
+/// the class's hot list is open in most threads; otherwise (the classes whose lists open only
+/// on cross-thread frees, `heap::open_hot_remote`) an empty list costs one load and one branch.
 #[inline(always)]
-fn alloc_class<const HOT: bool>(c: usize, size: usize) -> *mut u8 {
+fn alloc_class<const HOT_OFTEN: bool>(c: usize, size: usize) -> *mut u8 {
     let tc = thread_cache();
     // SAFETY: `c < NUM_CLASSES`; the bin belongs to this thread; a non-null `free` is the head
     // of a list of blocks this thread owns.
     unsafe {
         let bin: *mut Bin = ptr::addr_of_mut!((*tc).bins).cast::<Bin>().add(c);
-        let mut b = if HOT {
+        let mut b = if HOT_OFTEN || (*bin).hot != 0 {
             heap::pop_hot(bin)
         } else {
             ptr::null_mut()

@@ -69,6 +69,15 @@ pub unsafe fn free_remote<const IN_CAGE: bool>(
                     add_single_writer((*tc).remote_frees.get_unchecked(c), 1);
                     return;
                 }
+                // A class whose list opens on cross-thread frees (16-64 KiB).
+                if c >= crate::block_decay::FIRST_CLASS
+                    && c < heap::HOT_CLASSES
+                    && (*bin).hot_cap == 0
+                    && heap::open_hot_remote(bin, c, a)
+                {
+                    add_single_writer((*tc).remote_frees.get_unchecked(c), 1);
+                    return;
+                }
             }
             if crate::foreign::keep_quick(tc, c, a) {
                 add_single_writer((*tc).remote_frees.get_unchecked(c), 1);
