@@ -70,8 +70,7 @@ pub unsafe fn free_remote<const IN_CAGE: bool>(
                     return;
                 }
                 // A class whose list opens on cross-thread frees (16-64 KiB).
-                if c >= crate::block_decay::FIRST_CLASS
-                    && c < heap::HOT_CLASSES
+                if (crate::block_decay::FIRST_CLASS..heap::HOT_CLASSES).contains(&c)
                     && (*bin).hot_cap == 0
                     && heap::open_hot_remote(bin, c, a)
                 {
