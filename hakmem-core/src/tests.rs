@@ -1030,7 +1030,7 @@ fn a_decaying_class_gets_a_hot_list_only_from_another_threads_block() {
     setup();
     const N: usize = 20 << 10;
     let c = crate::size_class::class_of(N);
-    assert!(c >= crate::block_decay::FIRST_CLASS && c < crate::heap::HOT_CLASSES);
+    assert!((crate::block_decay::FIRST_CLASS..crate::heap::HOT_CLASSES).contains(&c));
     let (to_b, from_a) = channel::<usize>();
     let (done_tx, done_rx) = channel::<()>();
     // The owner: one block of the class to the other thread; it waits, allocating nothing, until
