@@ -137,6 +137,12 @@ fn alloc_slow(size: usize, c: usize) -> *mut u8 {
             if h.is_null() {
                 return nomem_if_null(heap::shared_alloc(c));
             }
+            // A parked heap comes with the slabs and lists its last thread left in its bins.
+            let b = heap::pop(ptr::addr_of_mut!((*tc).bins[c]));
+            if !b.is_null() {
+                add_single_writer(&(*tc).bins[c].allocs, 1);
+                return b as *mut u8;
+            }
         }
         let bin = ptr::addr_of_mut!((*tc).bins[c]);
         heap::check_hot(bin, c);

@@ -845,8 +845,9 @@ pub unsafe fn release_caches_locked(heap: *mut Heap, p: &mut crate::pool::Pool) 
     }
 }
 
-/// Gives a new thread a heap: a parked one if any, else a fresh one. The thread's start in
-/// `init::attach_thread` calls this and arranges for `detach` at the thread's exit.
+/// Gives a new thread a heap: a parked one if any (with the slabs and lists its last thread
+/// left in its bins), else a fresh one. The thread's start in `init::attach_thread` calls this
+/// and arranges for `detach` at the thread's exit.
 ///
 /// # Safety
 /// `tc` is the calling thread's cache and it has no heap; the caller has `detach` run before
@@ -883,6 +884,13 @@ pub unsafe fn attach(tc: *mut ThreadCache) -> *mut Heap {
     // contract), alive as long as the thread, and the caller has the heap detached before the
     // thread dies.
     unsafe {
+        // The slabs and lists the heap's last thread left in its bins (`detach`).
+        for c in 0..NUM_CLASSES {
+            let own = ptr::addr_of_mut!((*heap).own_bins[c]);
+            if !(*own).slab.is_null() {
+                Bin::move_to(own, ptr::addr_of_mut!((*tc).bins[c]));
+            }
+        }
         (*heap).bins.store(ptr::addr_of_mut!((*tc).bins), Relaxed);
         (*heap)
             .remote_ctr
@@ -981,9 +989,10 @@ unsafe fn bin_holds_all(bin: *mut Bin, s: *mut Slab) -> bool {
     }
 }
 
-/// Flushes a thread's bins back into its slabs, releases its empty slabs and parks its heap.
-/// Frees that arrive later from this thread take the remote path; allocations go to the
-/// shared heap.
+/// Parks a thread's heap: its hot lists and foreign cache go back, its bins' slabs and lists
+/// move to the heap's own bins (for the next thread on it, `attach`), and its counters to the
+/// heap's. Frees that arrive later from this thread take the remote path; allocations go to
+/// the shared heap.
 ///
 /// # Safety
 /// Called on the owning thread, once, from its exit handler.
@@ -1011,8 +1020,11 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
             (bin, s)
         };
         if !s.is_null() {
-            // SAFETY: called on the owning thread, so it owns `heap` and `bin`.
-            unsafe { flush_bin(heap, bin) };
+            // The bin's slab and list stay with the heap for the next thread on it (`attach`):
+            // no walk of the list to count it, and no refill for that thread's first blocks.
+            // SAFETY: called on the owning thread, so it owns `heap`, `bin` and the slab; the
+            // heap's own bins are unused while it is attached.
+            unsafe { Bin::move_to(bin, ptr::addr_of_mut!((*heap).own_bins[c])) };
         }
     }
     // SAFETY: this thread owns `heap`, its lists, slab cache and the slabs on them.
@@ -1084,6 +1096,34 @@ unsafe fn push_dead(p: &mut crate::pool::Pool, heap: *mut Heap) {
     PARKED.fetch_add(1, Relaxed);
 }
 
+/// Hands the slabs that parked heaps keep in their bins (`detach`) back to their lists, so that
+/// `pool::release` gives back those that are empty. The dead list is taken whole meanwhile (a
+/// thread starting then gets a fresh heap), as `adopt_parked` takes one heap.
+pub fn flush_parked_bins() {
+    let mut h = {
+        let mut p = POOL.lock();
+        let h = p.dead_heaps;
+        p.dead_heaps = ptr::null_mut();
+        h
+    };
+    while !h.is_null() {
+        // SAFETY: `h` was taken off the dead list with the rest, so this thread owns it (as
+        // `attach` would); heaps are never freed.
+        unsafe {
+            let next = (*h).next_dead;
+            PARKED.fetch_sub(1, Relaxed);
+            for c in 0..NUM_CLASSES {
+                let own = ptr::addr_of_mut!((*h).own_bins[c]);
+                if !(*own).slab.is_null() {
+                    flush_bin(h, own);
+                }
+            }
+            push_dead(&mut POOL.lock(), h);
+            h = next;
+        }
+    }
+}
+
 /// Slabs taken over from parked heaps (statistics).
 pub static ADOPTED_SLABS: AtomicU64 = AtomicU64::new(0);
 
@@ -1131,7 +1171,10 @@ unsafe fn adopt_from_oldest(heap: *mut Heap, c: usize) -> bool {
         // ours to read); heaps are never freed; the remote queue's head is atomic.
         unsafe {
             while !h.is_null() {
-                if (*h).partial[c].len != 0 || !(*h).remote_slabs.load(Relaxed).is_null() {
+                if (*h).partial[c].len != 0
+                    || !(*h).own_bins[c].slab.is_null()
+                    || !(*h).remote_slabs.load(Relaxed).is_null()
+                {
                     (found, found_prev) = (h, prev);
                 }
                 prev = h;
@@ -1153,6 +1196,11 @@ unsafe fn adopt_from_oldest(heap: *mut Heap, c: usize) -> bool {
     // caller owns `heap`; both heaps' lists and their slabs' owner-side fields are ours.
     let got = unsafe {
         drain_remote(h);
+        // The slab its last thread left in its bin of the class, too.
+        let own = ptr::addr_of_mut!((*h).own_bins[c]);
+        if !(*own).slab.is_null() {
+            flush_bin(h, own);
+        }
         let mut got = 0;
         loop {
             let s = (*h).partial[c].pop();

@@ -223,6 +223,7 @@ unsafe fn release(own: *mut Heap, shared: bool) -> usize {
         // SAFETY: the shared lock is held, so this thread owns the shared heap.
         released += unsafe { heap::release_caches(heap::shared_ptr()) };
     }
+    heap::flush_parked_bins();
     let mut p = POOL.lock();
     let mut h = p.dead_heaps;
     while !h.is_null() {

@@ -112,6 +112,30 @@ impl Bin {
     }
 }
 
+impl Bin {
+    /// Moves `from`'s slab and list to `to`, which has none: the owner's frees into the slab
+    /// follow it there. Counters and hot lists stay.
+    ///
+    /// # Safety
+    /// The caller owns both bins and the slab of `from`, which has one; `to` has none.
+    #[inline]
+    pub unsafe fn move_to(from: *mut Bin, to: *mut Bin) {
+        // SAFETY: the caller owns both bins and the slab (this fn's contract).
+        unsafe {
+            debug_assert!((*to).slab.is_null(), "a bin moved onto one with a slab");
+            let s = (*from).slab;
+            (*to).slab = s;
+            (*to).free = (*from).free;
+            (*to).limit = (*from).limit;
+            (*to).start = (*from).start;
+            (*s).list_head = core::ptr::addr_of_mut!((*to).free);
+            (*from).slab = core::ptr::null_mut();
+            (*from).free = NIL;
+            (*from).limit = 0;
+        }
+    }
+}
+
 pub const BIN_BYTES: usize = core::mem::size_of::<Bin>();
 
 /// `state` starts at 0 (no heap yet); attaching a heap makes it active.
