@@ -1047,9 +1047,41 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
     // program ended up with all its pages resident: `thread_churn`, bench/README.md).
     unsafe {
         if !SlabCache::park(ptr::addr_of_mut!((*heap).slab_cache), &mut p) {
-            release_empty_locked(heap, &mut p);
+            // Enough parked heaps keep theirs: this one keeps nothing, its bins' slabs included
+            // (retiring an empty one may give slabs to the pool, which takes its lock).
+            drop(p);
+            flush_own_bins(heap);
+            p = POOL.lock();
+            release_caches_locked(heap, &mut p);
         }
         push_dead(&mut p, heap);
+    }
+}
+
+/// Hands the slab and list a parked heap keeps in its bin of class `c` (`detach`) back: the slab
+/// stops being current and is classified.
+///
+/// # Safety
+/// The caller owns `heap`, a parked heap (off the dead list, or being parked), and does not hold
+/// the pool lock.
+unsafe fn flush_own_bin(heap: *mut Heap, c: usize) {
+    // SAFETY: this fn's contract: the heap's own bins and their slabs are the caller's.
+    unsafe {
+        let own = ptr::addr_of_mut!((*heap).own_bins[c]);
+        if !(*own).slab.is_null() {
+            flush_bin(heap, own);
+        }
+    }
+}
+
+/// `flush_own_bin` for every class.
+///
+/// # Safety
+/// As for `flush_own_bin`.
+unsafe fn flush_own_bins(heap: *mut Heap) {
+    for c in 0..NUM_CLASSES {
+        // SAFETY: this fn's contract, passed on.
+        unsafe { flush_own_bin(heap, c) };
     }
 }
 
@@ -1112,12 +1144,7 @@ pub fn flush_parked_bins() {
         unsafe {
             let next = (*h).next_dead;
             PARKED.fetch_sub(1, Relaxed);
-            for c in 0..NUM_CLASSES {
-                let own = ptr::addr_of_mut!((*h).own_bins[c]);
-                if !(*own).slab.is_null() {
-                    flush_bin(h, own);
-                }
-            }
+            flush_own_bins(h);
             push_dead(&mut POOL.lock(), h);
             h = next;
         }
@@ -1197,10 +1224,7 @@ unsafe fn adopt_from_oldest(heap: *mut Heap, c: usize) -> bool {
     let got = unsafe {
         drain_remote(h);
         // The slab its last thread left in its bin of the class, too.
-        let own = ptr::addr_of_mut!((*h).own_bins[c]);
-        if !(*own).slab.is_null() {
-            flush_bin(h, own);
-        }
+        flush_own_bin(h, c);
         let mut got = 0;
         loop {
             let s = (*h).partial[c].pop();

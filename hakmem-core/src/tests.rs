@@ -1024,98 +1024,99 @@ fn another_threads_block_freed_here_comes_back_from_the_hot_list_and_goes_home_o
     a.join().unwrap();
 }
 
-#[test]
-fn a_decaying_class_gets_a_hot_list_only_from_another_threads_block() {
+/// Runs `make` on an owner thread, which then waits, allocating nothing, while `body` runs on
+/// another thread with what `make` returned (blocks the owner allocated, handed over).
+fn handed_over<T: Send + 'static>(make: fn() -> T, body: impl FnOnce(T) + Send + 'static) {
     use std::sync::mpsc::channel;
-    setup();
-    const N: usize = 20 << 10;
-    let c = crate::size_class::class_of(N);
-    assert!((crate::block_decay::FIRST_CLASS..crate::heap::HOT_CLASSES).contains(&c));
-    let (to_b, from_a) = channel::<usize>();
+    let (to_b, from_a) = channel::<T>();
     let (done_tx, done_rx) = channel::<()>();
-    // The owner: one block of the class to the other thread; it waits, allocating nothing, until
-    // the other has checked.
     let a = std::thread::spawn(move || {
-        let p = alloc::malloc(N) as usize;
-        to_b.send(p).unwrap();
+        to_b.send(make()).unwrap();
         done_rx.recv().unwrap();
     });
-    let p = from_a.recv().unwrap();
-    std::thread::spawn(move || {
-        // SAFETY (test): this thread's own bin; its own blocks and `p` (handed over) are live
-        // and freed once each per time this thread got them.
-        unsafe {
-            let bin = &raw mut (*crate::tls::thread_cache()).bins[c];
-            // Its own blocks, made and freed: no list (a single-threaded program keeps none,
-            // and `block_decay` sees every free block).
-            let v: Vec<usize> = (0..100).map(|_| alloc::malloc(N) as usize).collect();
-            for &q in &v[..50] {
-                alloc::free(q as *mut u8);
-            }
-            assert_eq!(
-                (*bin).hot_cap,
-                0,
-                "an owner's frees opened a decaying class's list"
-            );
-            assert_eq!(hot_len(c), 0);
-            // Another thread's block: the list opens and takes it, and malloc hands it out next.
-            alloc::free(p as *mut u8);
-            assert!(
-                (*bin).hot_cap > 0,
-                "another thread's block left the list closed"
-            );
-            assert_eq!(hot_len(c), 1, "another thread's block missed the hot list");
-            assert_eq!(
-                alloc::malloc(N) as usize,
-                p,
-                "the hot list's block was not reused"
-            );
-            // The thread's own frees go onto it now.
-            alloc::free(v[50] as *mut u8);
-            assert_eq!(hot_len(c), 1);
-            alloc::trim();
-            assert_eq!(hot_len(c), 0);
-            for q in v[51..].iter().copied().chain([p]) {
-                alloc::free(q as *mut u8);
-            }
-        }
-    })
-    .join()
-    .unwrap();
+    let t = from_a.recv().unwrap();
+    std::thread::spawn(move || body(t)).join().unwrap();
     done_tx.send(()).unwrap();
     a.join().unwrap();
 }
 
+/// Blocks of a class whose free blocks decay and whose lists open on cross-thread frees.
+const DECAYING: usize = 20 << 10;
+
+#[test]
+fn a_decaying_class_gets_a_hot_list_only_from_another_threads_block() {
+    setup();
+    let c = crate::size_class::class_of(DECAYING);
+    assert!((crate::block_decay::FIRST_CLASS..crate::heap::HOT_CLASSES).contains(&c));
+    // One block of the class from its owner.
+    handed_over(
+        || alloc::malloc(DECAYING) as usize,
+        move |p| {
+            // SAFETY (test): this thread's own bin; its own blocks and `p` (handed over) are
+            // live and freed once each per time this thread got them.
+            unsafe {
+                let bin = &raw mut (*crate::tls::thread_cache()).bins[c];
+                // Its own blocks, made and freed: no list (a single-threaded program keeps
+                // none, and `block_decay` sees every free block).
+                let v: Vec<usize> = (0..100).map(|_| alloc::malloc(DECAYING) as usize).collect();
+                for &q in &v[..50] {
+                    alloc::free(q as *mut u8);
+                }
+                assert_eq!(
+                    (*bin).hot_cap,
+                    0,
+                    "an owner's frees opened a decaying class's list"
+                );
+                assert_eq!(hot_len(c), 0);
+                // Another thread's block: the list opens and takes it, and malloc hands it out
+                // next.
+                alloc::free(p as *mut u8);
+                assert!(
+                    (*bin).hot_cap > 0,
+                    "another thread's block left the list closed"
+                );
+                assert_eq!(hot_len(c), 1, "another thread's block missed the hot list");
+                assert_eq!(
+                    alloc::malloc(DECAYING) as usize,
+                    p,
+                    "the hot list's block was not reused"
+                );
+                // The thread's own frees go onto it now.
+                alloc::free(v[50] as *mut u8);
+                assert_eq!(hot_len(c), 1);
+                alloc::trim();
+                assert_eq!(hot_len(c), 0);
+                for q in v[51..].iter().copied().chain([p]) {
+                    alloc::free(q as *mut u8);
+                }
+            }
+        },
+    );
+}
+
 #[test]
 fn a_thread_that_only_frees_a_decaying_class_keeps_no_hot_list_of_it() {
-    use std::sync::mpsc::channel;
     setup();
-    const N: usize = 20 << 10;
-    let c = crate::size_class::class_of(N);
-    let (to_b, from_a) = channel::<Vec<usize>>();
-    let (done_tx, done_rx) = channel::<()>();
-    let a = std::thread::spawn(move || {
-        to_b.send((0..10).map(|_| alloc::malloc(N) as usize).collect())
-            .unwrap();
-        done_rx.recv().unwrap();
-    });
-    let v = from_a.recv().unwrap();
-    std::thread::spawn(move || {
-        // SAFETY (test): blocks handed over, freed once each; this thread's own bin.
-        unsafe {
-            // A consumer: it never allocates the class, so its list stays closed.
-            let _ = alloc::malloc(16);
-            for q in v {
-                alloc::free(q as *mut u8);
+    let c = crate::size_class::class_of(DECAYING);
+    handed_over(
+        || {
+            (0..10)
+                .map(|_| alloc::malloc(DECAYING) as usize)
+                .collect::<Vec<_>>()
+        },
+        move |v| {
+            // SAFETY (test): blocks handed over, freed once each; this thread's own bin.
+            unsafe {
+                // A consumer: it never allocates the class, so its list stays closed.
+                let _ = alloc::malloc(16);
+                for q in v {
+                    alloc::free(q as *mut u8);
+                }
+                assert_eq!((*crate::tls::thread_cache()).bins[c].hot_cap, 0);
+                assert_eq!(hot_len(c), 0);
             }
-            assert_eq!((*crate::tls::thread_cache()).bins[c].hot_cap, 0);
-            assert_eq!(hot_len(c), 0);
-        }
-    })
-    .join()
-    .unwrap();
-    done_tx.send(()).unwrap();
-    a.join().unwrap();
+        },
+    );
 }
 
 #[test]
