@@ -6,7 +6,9 @@
 Starts the command, waits SECONDS (default 1), then reads its SuperSlabs through
 /proc/PID/mem and which of their pages are resident through /proc/PID/pagemap (the present
 bit, readable without privileges), and prints for each block size: the slabs formatted for
-it, their resident KiB and the KiB of blocks carved from them. A slab whose resident KiB
+it, their resident KiB, the KiB of blocks carved from them and, for the slabs that are no bin's
+current slab, the KiB of blocks they count in use (user-held, or in a thread's cache or remote
+queue). A slab whose resident KiB
 exceed its carved KiB holds pages a former format touched. The command is this script's
 child, so reading its memory needs no ptrace privileges beyond the default.
 
@@ -24,6 +26,10 @@ import sys
 import time
 
 PAGE_TABLE = 64
+# slab.rs: `used_full` (blocks user-held, pending remote or in a thread's cache; bit 31 `FULL`;
+# `CURRENT_USED` while the slab is a bin's current one) at byte 136 of the descriptor.
+USED_FULL = 136
+FULL = 1 << 31
 SMALL_PAGE = 1 << 16
 
 
@@ -69,7 +75,8 @@ def report(pid, ss):
         if len(f) < 6 and f[1].startswith("rw") and hi - lo >= ss:
             ranges.append((lo, hi))
     rss = next(l.split()[1] for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS"))
-    per = collections.defaultdict(lambda: [0, 0, 0])  # block size -> slabs, resident KiB, carved KiB
+    # block size -> slabs, resident KiB, carved KiB, used KiB (slabs not current), current slabs
+    per = collections.defaultdict(lambda: [0, 0, 0, 0, 0])
     other = 0
     for lo, hi in ranges:
         base = (lo + ss - 1) & ~(ss - 1)
@@ -79,12 +86,12 @@ def report(pid, ss):
                 other += r * 4 - scan(base, ss, read, resident_pages, per)
             base += ss
     print(f"VmRSS {rss} KiB")
-    print(f"{'block':>8} {'slabs':>6} {'resident KiB':>13} {'carved KiB':>11}")
+    print(f"{'block':>8} {'slabs':>6} {'resident KiB':>13} {'carved KiB':>11} {'used KiB':>9} {'current':>8}")
     total = 0
     for bs in sorted(per):
-        n, res, carved = per[bs]
+        n, res, carved, used, cur = per[bs]
         total += res
-        print(f"{bs:>8} {n:>6} {res:>13} {carved:>11}")
+        print(f"{bs:>8} {n:>6} {res:>13} {carved:>11} {used:>9} {cur:>8}")
     print(f"slabs resident {total} KiB; other resident pages in SuperSlab-sized mappings {other} KiB")
 
 
@@ -105,7 +112,7 @@ def scan(base, ss, read, resident_pages, per):
             continue
         seen.add(sp)
         try:
-            start, _inv, carved, _heap, _cb, bs, _cap = struct.unpack_from("<QQQQQII", read(sp, 48))
+            start, _inv, carved, _heap, _cb, bs, cap = struct.unpack_from("<QQQQQII", read(sp, 48))
         except OSError:
             continue
         if bs == 0 or not base <= start < base + ss:
@@ -117,6 +124,12 @@ def scan(base, ss, read, resident_pages, per):
         e[0] += 1
         e[1] += res
         e[2] += carved * bs >> 10
+        (used_full,) = struct.unpack_from("<I", read(sp + USED_FULL, 4))
+        used = used_full & ~FULL
+        if used > cap:  # `CURRENT_USED`, counted down by the owner's frees
+            e[4] += 1
+        else:
+            e[3] += used * bs >> 10
         kib += res
     return kib
 

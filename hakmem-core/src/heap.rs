@@ -50,6 +50,9 @@ pub struct Heap {
     /// mostly other threads' blocks) and sent home (`foreign::keep`).
     pub stat_reissued_kept: AtomicU64,
     pub stat_reissued_home: AtomicU64,
+    /// `stat_drains` when `steal` last looked at this heap (written by that look, under the
+    /// pool lock): unchanged at the next look, the heap has not collected its queue meanwhile.
+    pub steal_seen: AtomicU64,
     pub slab_cache: SlabCache,
     pub next_all: *mut Heap,
     pub next_dead: *mut Heap,
@@ -81,6 +84,7 @@ impl Heap {
             stat_drained_blocks: AtomicU64::new(0),
             stat_reissued_kept: AtomicU64::new(0),
             stat_reissued_home: AtomicU64::new(0),
+            steal_seen: AtomicU64::new(0),
             slab_cache: SlabCache::new(),
             next_all: ptr::null_mut(),
             next_dead: ptr::null_mut(),
@@ -540,7 +544,7 @@ unsafe fn install(heap: *mut Heap, c: usize, s: *mut Slab) {
         );
         let mut list = (*s).local_free;
         (*s).local_free = NIL;
-        let r = (*s).take_remote_keep_flag();
+        let r = (*s).take_remote_set_current();
         if r.head != NIL {
             let head = (*s).offset_of(r.head);
             debug_assert_eq!(list_len_tail(s, head), (r.n, (*s).block_at(r.tail)));
@@ -592,6 +596,8 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
             // Every carved block is user-held (or a remote free not yet collected).
             Bin::clear(bin, (*cur).carved.load(Relaxed) as u32);
             (*cur).set_full(true);
+            // Last: from here another thread may take the slab once all its blocks are freed.
+            (*cur).clear_current();
         }
     }
     loop {
@@ -655,6 +661,10 @@ unsafe fn take_slab(heap: *mut Heap, c: usize) -> *mut Slab {
     // SAFETY: the caller owns `heap` (this fn's contract), so its slab cache and its fields.
     unsafe {
         let sc = ptr::addr_of_mut!((*heap).slab_cache);
+        // Before the pool: the free slabs that idle heaps leave uncollected (`steal`).
+        if SlabCache::is_empty(sc, kind) && heap != shared_ptr() {
+            crate::steal::steal(heap, crate::os::now_ms());
+        }
         let s = SlabCache::take(sc, kind, false);
         if !s.is_null() {
             return s;
@@ -771,12 +781,18 @@ pub unsafe fn classify(heap: *mut Heap, s: *mut Slab) {
         }
         let carved = (*s).carved.load(Relaxed);
         debug_assert!((*s).used() as u64 <= carved && carved <= (*s).capacity as u64);
-        if (*s).used() == 0 && (*s).thread_free.load(Acquire) == 0 {
+        // A slab that just stopped being current (`flush_bin`) still has CURRENT: cleared below
+        // after the last write (see `remote_list::CURRENT`).
+        let w = (*s).thread_free.load(Acquire);
+        if (*s).used() == 0 && w & !remote_list::CURRENT == 0 {
             if (*s).flags & IN_PARTIAL != 0 {
                 (*heap).partial[c].remove(s);
             }
             (*s).flags &= !IN_PARTIAL;
             (*s).set_full(false);
+            if w != 0 {
+                (*s).clear_current();
+            }
             retire(heap, s);
         } else if !(*s).has_local_space() {
             if (*s).flags & IN_PARTIAL != 0 {
@@ -784,11 +800,17 @@ pub unsafe fn classify(heap: *mut Heap, s: *mut Slab) {
                 (*s).flags &= !IN_PARTIAL;
             }
             (*s).set_full(true);
+            if w & remote_list::CURRENT != 0 {
+                (*s).clear_current();
+            }
         } else {
             (*s).set_full(false);
             if (*s).flags & IN_PARTIAL == 0 {
                 (*s).flags |= IN_PARTIAL;
                 (*heap).partial[c].push_back(s);
+            }
+            if w & remote_list::CURRENT != 0 {
+                (*s).clear_current();
             }
         }
     }
@@ -972,7 +994,7 @@ unsafe fn reclaim(heap: *mut Heap) {
 unsafe fn bin_holds_all(bin: *mut Bin, s: *mut Slab) -> bool {
     // SAFETY: the caller owns `bin` and `s` (this fn's contract).
     unsafe {
-        if (*s).thread_free.load(Relaxed) != 0 {
+        if (*s).thread_free.load(Relaxed) & !remote_list::CURRENT != 0 {
             return false;
         }
         let carved = (*s).carved.load(Relaxed);

@@ -37,6 +37,7 @@ pub mod size_class;
 pub mod slab;
 pub mod slab_cache;
 pub mod stats;
+pub mod steal;
 pub mod superslab;
 pub mod sync;
 pub mod tls;

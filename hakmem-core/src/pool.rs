@@ -22,6 +22,8 @@ pub struct Pool {
     pub(crate) empty_ss: *mut SuperSlab,
     pub all_heaps: *mut Heap,
     pub dead_heaps: *mut Heap,
+    /// Where `steal`'s next look at the heaps starts (null: at the first).
+    pub steal_cursor: *mut Heap,
     /// Parked heaps that kept their slab cache for the next thread.
     pub parked_caches: usize,
     pub meta: Arena,
@@ -37,6 +39,7 @@ pub static POOL: Mutex<Pool> = Mutex::new(Pool {
     empty_ss: ptr::null_mut(),
     all_heaps: ptr::null_mut(),
     dead_heaps: ptr::null_mut(),
+    steal_cursor: ptr::null_mut(),
     parked_caches: 0,
     meta: Arena::new(),
     last_decay: 0,

@@ -14,6 +14,12 @@
 //! that takes them; the clear of NOTIFIED and the push that sets it again are a Release/Acquire
 //! pair, so each queue period's link write follows the previous period's read.
 //!
+//! The word also carries CURRENT while the slab is a bin's current slab (set by the owner when it
+//! installs the slab, cleared after its last write when the slab stops being current), so that a
+//! thread collecting the slabs an idle heap leaves uncollected (`steal`) can tell, in the same
+//! atomic step that takes a stack, that the stack holds every block of a slab no bin uses: such a
+//! slab is free, and nothing of its old owner points to it any more.
+//!
 //! This file names nothing outside itself but `super::atomic`, so the test can include it.
 
 use super::atomic::{AtomicPtr, AtomicUsize, Ordering::*};
@@ -35,6 +41,9 @@ const MASK: usize = 0xffff;
 const HEAD: u32 = 1;
 const TAIL: u32 = 17;
 const COUNT: u32 = 33;
+
+/// The bit past the stack's fields: the slab is a bin's current slab (see the module's text).
+pub const CURRENT: usize = 1 << (COUNT + 16);
 
 /// A stack taken from a `thread_free` word: its first and last block (EMPTY when empty) and its
 /// length.
@@ -94,7 +103,7 @@ pub fn push_run(
         link(r.head);
         // The stack's last block stays the one that found it empty.
         let tail = if r.head == EMPTY { last } else { r.tail };
-        let new = pack(first, tail, r.n + n) | NOTIFIED;
+        let new = pack(first, tail, r.n + n) | NOTIFIED | (old & CURRENT);
         // Release publishes the blocks' links. Acquire: a push that finds NOTIFIED clear starts a
         // new queue period and will write the slab's queue link; it must happen after the consumer
         // read the old link (which `take_and_clear`'s Release orders before the clear), or the
@@ -107,29 +116,65 @@ pub fn push_run(
     }
 }
 
-/// Takes the whole stack (EMPTY head if none), leaving NOTIFIED as it was: for the owner's own
-/// use of a slab that may be in the queue, whose consumer alone clears the bit.
+/// Takes the whole stack (EMPTY head if none), leaving NOTIFIED and CURRENT as they were: for the
+/// owner's own use of a slab that may be in the queue, whose consumer alone clears NOTIFIED.
 #[inline]
 pub fn take_keep_flag(tf: &AtomicUsize) -> Run {
     let mut old = tf.load(Relaxed);
     loop {
-        if old & !NOTIFIED == 0 {
+        if old & !(NOTIFIED | CURRENT) == 0 {
             return run(0);
         }
-        match tf.compare_exchange_weak(old, old & NOTIFIED, Acquire, Relaxed) {
+        match tf.compare_exchange_weak(old, old & (NOTIFIED | CURRENT), Acquire, Relaxed) {
             Ok(_) => return run(old),
             Err(x) => old = x,
         }
     }
 }
 
-/// Takes the whole stack and clears NOTIFIED: for the queue's consumer, after it has read the
-/// slab's queue link (a free after this may queue the slab again and overwrite the link).
+/// `take_keep_flag` that also sets CURRENT: the owner makes the slab a bin's current slab. The
+/// slab comes from one of the owner's lists or the pool, so no thread can be taking it meanwhile.
+#[inline]
+pub fn take_set_current(tf: &AtomicUsize) -> Run {
+    let mut old = tf.load(Relaxed);
+    loop {
+        match tf.compare_exchange_weak(old, (old & NOTIFIED) | CURRENT, Acquire, Relaxed) {
+            Ok(_) => return run(old),
+            Err(x) => old = x,
+        }
+    }
+}
+
+/// Clears CURRENT: the slab stopped being current. The owner's last touch of the slab while all
+/// its blocks are out: Release hands its writes to a thread that then takes the slab (`take_free`).
+#[inline]
+pub fn clear_current(tf: &AtomicUsize) {
+    tf.fetch_and(!CURRENT, Release);
+}
+
+/// Takes the whole stack and clears NOTIFIED (CURRENT stays): for the queue's consumer, after it
+/// has read the slab's queue link (a free after this may queue the slab again and overwrite the
+/// link).
 #[inline]
 pub fn take_and_clear(tf: &AtomicUsize) -> Run {
     // Acquire takes the blocks' links; Release orders the caller's read of the queue link before
     // the next period's push (see `push`).
-    run(tf.swap(0, AcqRel))
+    run(tf.fetch_and(CURRENT, AcqRel))
+}
+
+/// For a thread that took the slab off a queue it is not the consumer of (`steal`): takes the
+/// whole stack and clears NOTIFIED when the stack holds `capacity` blocks, every block of the
+/// slab, and the slab is no bin's current slab; then no thread holds a block of it and its
+/// owner does not reach it any more, so it is the caller's. False (nothing changed) otherwise.
+#[inline]
+pub fn take_free(tf: &AtomicUsize, capacity: u32) -> bool {
+    let w = tf.load(Relaxed);
+    if w & (NOTIFIED | CURRENT) != NOTIFIED || run(w).n != capacity {
+        return false;
+    }
+    // Acquire: the blocks' links and the owner's writes before it cleared CURRENT (a release
+    // sequence the pushes since continue) happen before the caller's use of the slab.
+    tf.compare_exchange(w, 0, Acquire, Relaxed).is_ok()
 }
 
 /// A slab as the queue sees it: something with a queue link. Reached through a raw pointer, so

@@ -238,6 +238,19 @@ impl Slab {
         crate::remote_list::take_keep_flag(&self.thread_free)
     }
 
+    /// `take_remote_keep_flag` for a slab becoming a bin's current slab: marks it CURRENT in the
+    /// same step (see `remote_list`).
+    #[inline]
+    pub fn take_remote_set_current(&self) -> crate::remote_list::Run {
+        crate::remote_list::take_set_current(&self.thread_free)
+    }
+
+    /// The slab stopped being current: the owner's last write to it (see `remote_list::CURRENT`).
+    #[inline]
+    pub fn clear_current(&self) {
+        crate::remote_list::clear_current(&self.thread_free)
+    }
+
     /// Blocks user-held or pending as remote frees (of a current slab: `CURRENT_USED` less its
     /// owner's frees since it was set).
     #[inline]

@@ -68,6 +68,15 @@ impl SlabCache {
         }
     }
 
+    /// Whether the cache holds no slab of `kind` (the next `take` goes to the pool).
+    ///
+    /// # Safety
+    /// `sc` is the cache of a heap the caller owns.
+    pub unsafe fn is_empty(sc: *mut SlabCache, kind: usize) -> bool {
+        // SAFETY: the caller owns the cache's heap (this fn's contract).
+        unsafe { (*sc).lists[kind].len == 0 }
+    }
+
     /// Keeps an empty slab (no live block, no pending remote free, in no list); a full cache
     /// gives half its slabs back to the pool first.
     ///

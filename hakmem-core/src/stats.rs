@@ -55,6 +55,7 @@ pub struct Totals {
     pub slabs_reused: u64,
     /// Partial slabs taken over from parked heaps (`heap::adopt_parked`).
     pub slabs_adopted: u64,
+    pub slabs_stolen: u64,
     pub heaps: u64,
     pub remote_drains: u64,
     pub drained_slabs: u64,
@@ -149,6 +150,7 @@ pub fn collect() -> Totals {
         slabs_acquired: pool::SLABS_ACQUIRED.load(Relaxed) as u64,
         slabs_reused: pool::SLABS_REUSED.load(Relaxed) as u64,
         slabs_adopted: heap::ADOPTED_SLABS.load(Relaxed),
+        slabs_stolen: crate::steal::STOLEN.load(Relaxed),
         heaps: 0,
         remote_drains: 0,
         drained_slabs: 0,
@@ -230,7 +232,7 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
          \"peak_rss_bytes\":{},\"superslabs_mapped\":{},\"superslabs_unmapped\":{},\
          \"superslabs_reused\":{},\"purged_bytes\":{},\"unmapped_bytes\":{},\
          \"large_unmapped_bytes\":{},\"slabs_in_use\":{},\
-         \"slabs_acquired\":{},\"slabs_reused\":{},\"slabs_adopted\":{},\"heaps\":{},\"remote_drains\":{},\
+         \"slabs_acquired\":{},\"slabs_reused\":{},\"slabs_adopted\":{},\"slabs_stolen\":{},\"heaps\":{},\"remote_drains\":{},\
          \"drained_slabs\":{},\"drained_blocks\":{},\"foreign_returned\":{},\"transfer_batches\":{},\"reissued_kept\":{},\"reissued_home\":{},\"slab_cache_hits\":{},\"pool_grabs\":{},\
          \"pool_returns\":{},\"locks\":{{\"pool\":{},\"shared\":{}}},\
          \"classes\":[",
@@ -261,6 +263,7 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         t.slabs_acquired,
         t.slabs_reused,
         t.slabs_adopted,
+        t.slabs_stolen,
         t.heaps,
         t.remote_drains,
         t.drained_slabs,
@@ -329,7 +332,7 @@ pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
     )?;
     writeln!(
         w,
-        "  superslabs: {} mapped now, {} ever, {} reused; slabs: {} in use, {} acquired, {} reused, {} taken over from parked heaps; heaps: {}",
+        "  superslabs: {} mapped now, {} ever, {} reused; slabs: {} in use, {} acquired, {} reused, {} taken over from parked heaps, {} taken whole from idle heaps; heaps: {}",
         t.superslabs_mapped.saturating_sub(t.superslabs_unmapped),
         t.superslabs_mapped,
         t.superslabs_reused,
@@ -337,6 +340,7 @@ pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         t.slabs_acquired,
         t.slabs_reused,
         t.slabs_adopted,
+        t.slabs_stolen,
         t.heaps
     )?;
     writeln!(

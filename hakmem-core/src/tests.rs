@@ -600,7 +600,8 @@ fn large_interior_pointers_are_refused() {
     }
 }
 
-/// The remote-free word of slab `s` (passed as an address, so that it crosses threads).
+/// The remote-free word of slab `s` (passed as an address, so that it crosses threads), without
+/// the bit that says the slab is a bin's current one: its stack and NOTIFIED.
 fn remote_word(s: usize) -> usize {
     // SAFETY: `s` is a slab descriptor of a SuperSlab, which stays mapped while the test holds
     // a block of it; `thread_free` is atomic.
@@ -608,6 +609,7 @@ fn remote_word(s: usize) -> usize {
         (*(s as *mut crate::slab::Slab))
             .thread_free
             .load(core::sync::atomic::Ordering::Acquire)
+            & !crate::remote_list::CURRENT
     }
 }
 

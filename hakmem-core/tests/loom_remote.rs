@@ -257,3 +257,85 @@ fn frees_racing_with_thread_exit_reach_the_heap_that_adopts_it() {
         quiescent(&heap, &[slab]);
     });
 }
+
+/// A thread that does not own the heap takes a slab whose every block was freed remotely
+/// (`steal`), while the owner stops using it as its current slab (`heap::refill` on an exhausted
+/// slab: it takes what frees came, and if none, marks the slab full and clears CURRENT last).
+/// The taker must never get a slab that is still current, and its use of the slab's owner-side
+/// fields (a loom cell here) must follow the owner's last write: loom reports a race otherwise.
+/// Each block is collected exactly once, by the owner or with the slab.
+#[test]
+fn a_slab_freed_whole_is_taken_only_after_its_owner_let_it_go() {
+    model(|| {
+        let heap = Arc::new(Heap {
+            queue: AtomicPtr::new(std::ptr::null_mut()),
+        });
+        let slab = Arc::new(Slab::new(0));
+        // Its owner's field (`used_full`); the slab starts as the owner's current slab, every
+        // block handed out.
+        let owner_field = Arc::new(UnsafeCell::new(0u32));
+        remote_list::take_set_current(&slab.thread_free);
+        let freers: Vec<_> = (0..2u64)
+            .map(|t| {
+                let (h, s) = (heap.clone(), slab.clone());
+                loom::thread::spawn(move || {
+                    free_remote(&h, &s, t);
+                    free_remote(&h, &s, t + 2);
+                })
+            })
+            .collect();
+        let (s, f) = (slab.clone(), owner_field.clone());
+        let owner = loom::thread::spawn(move || {
+            let mut got = Vec::new();
+            let r = remote_list::take_keep_flag(&s.thread_free);
+            if r.n > 0 {
+                s.walk(r, &mut got); // still current: the owner goes on with it
+                (got, true)
+            } else {
+                f.with_mut(|p| unsafe { *p = 1 }); // full
+                remote_list::clear_current(&s.thread_free);
+                (got, false)
+            }
+        });
+        // The taker: the steps of `steal::take_free_slabs`.
+        let mut stolen = false;
+        let mut s = remote_list::take_queue(&heap.queue);
+        while !s.is_null() {
+            let next = unsafe { remote_list::next(s) };
+            let sl = unsafe { &*s };
+            if remote_list::take_free(&sl.thread_free, BLOCKS as u32) {
+                owner_field.with_mut(|p| unsafe { *p = 0 });
+                stolen = true;
+            } else {
+                unsafe { remote_list::enqueue(&heap.queue, s) };
+            }
+            s = next;
+        }
+        let (mut got, still_current) = owner.join().unwrap();
+        for f in freers {
+            f.join().unwrap();
+        }
+        if stolen {
+            assert!(
+                !still_current,
+                "a slab was taken while its owner kept it current"
+            );
+            assert!(got.is_empty(), "blocks of a taken slab were collected");
+            got.extend((0..BLOCKS as u64).map(|k| (0, k)));
+        } else {
+            if still_current {
+                take_current(&slab, &mut got);
+            }
+            drain(&heap, &mut got);
+            if !still_current {
+                // Full and never taken: the owner's drain collected the rest.
+                let w = slab.thread_free.load(Relaxed);
+                assert_eq!(w & remote_list::CURRENT, 0);
+            }
+        }
+        check_all_collected(&got, &[(0, 0), (0, 1), (0, 2), (0, 3)]);
+        if !still_current {
+            quiescent(&heap, &[slab]);
+        }
+    });
+}
