@@ -78,10 +78,7 @@ fn a_slab_freed_whole_under_an_idle_owner_is_taken_but_never_its_current_one() {
     let cap = capacity(size);
     let (v, go, owner) = owner_with_freed_slab(size, cap, cap);
     let s = slab(v[0]);
-    assert!(
-        v.iter().all(|&p| slab(p) == s),
-        "the blocks span slabs"
-    );
+    assert!(v.iter().all(|&p| slab(p) == s), "the blocks span slabs");
     // SAFETY (test): `s` is a slab descriptor of a mapped SuperSlab; `heap` is atomic.
     let owner_heap = unsafe { (*s).heap.load(Relaxed) };
     let got = std::thread::spawn(steal_here).join().unwrap();
@@ -137,7 +134,11 @@ fn a_slab_freed_whole_under_an_idle_owner_is_taken_but_never_its_current_one() {
     assert!(steal::STOLEN.load(Relaxed) >= 1);
     go.send(()).unwrap();
     let last = owner.join().unwrap();
-    assert_ne!(slab(last), s, "the taken slab went on serving its old owner");
+    assert_ne!(
+        slab(last),
+        s,
+        "the taken slab went on serving its old owner"
+    );
     // SAFETY (test): live blocks from `malloc`, freed once each.
     unsafe {
         alloc::free(last as *mut u8);
