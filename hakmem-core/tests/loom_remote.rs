@@ -124,6 +124,22 @@ fn check_all_collected(got: &[(usize, u64)], freed: &[(usize, u64)]) {
     assert_eq!(set, want, "collected {got:?}, freed {freed:?}");
 }
 
+/// Two threads free the slab's four blocks (0 and 2, 1 and 3).
+fn free_all_from_two_threads(
+    heap: &Arc<Heap>,
+    slab: &Arc<Slab>,
+) -> Vec<loom::thread::JoinHandle<()>> {
+    (0..2u64)
+        .map(|t| {
+            let (h, s) = (heap.clone(), slab.clone());
+            loom::thread::spawn(move || {
+                free_remote(&h, &s, t);
+                free_remote(&h, &s, t + 2);
+            })
+        })
+        .collect()
+}
+
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut b = loom::model::Builder::new();
     b.preemption_bound = Some(3);
@@ -144,15 +160,7 @@ fn two_freeing_threads_and_a_draining_owner() {
             queue: AtomicPtr::new(std::ptr::null_mut()),
         });
         let slab = Arc::new(Slab::new(0));
-        let freers: Vec<_> = (0..2u64)
-            .map(|t| {
-                let (h, s) = (heap.clone(), slab.clone());
-                loom::thread::spawn(move || {
-                    free_remote(&h, &s, t);
-                    free_remote(&h, &s, t + 2);
-                })
-            })
-            .collect();
+        let freers = free_all_from_two_threads(&heap, &slab);
         let mut got = Vec::new();
         drain(&heap, &mut got);
         for f in freers {
@@ -275,15 +283,7 @@ fn a_slab_freed_whole_is_taken_only_after_its_owner_let_it_go() {
         // block handed out.
         let owner_field = Arc::new(UnsafeCell::new(0u32));
         remote_list::take_set_current(&slab.thread_free);
-        let freers: Vec<_> = (0..2u64)
-            .map(|t| {
-                let (h, s) = (heap.clone(), slab.clone());
-                loom::thread::spawn(move || {
-                    free_remote(&h, &s, t);
-                    free_remote(&h, &s, t + 2);
-                })
-            })
-            .collect();
+        let freers = free_all_from_two_threads(&heap, &slab);
         let (s, f) = (slab.clone(), owner_field.clone());
         let owner = loom::thread::spawn(move || {
             let mut got = Vec::new();
