@@ -18,7 +18,8 @@
 //! more (a slab with every block out is on none of its owner's lists; the owner clears the
 //! slab's CURRENT bit after its last write when the slab stops being current). The slab goes to
 //! the taker's slab cache, free for any class; the other slabs go back to their owners' queues,
-//! as a drain passes on a slab that changed owners.
+//! as a drain passes on a slab that changed owners. (A fork while a thread walks a queue it took
+//! leaves that queue's slabs uncollected in the child, as a fork in the middle of any drain does.)
 
 use crate::heap::{self, Heap};
 use crate::pool::POOL;
