@@ -791,27 +791,26 @@ pub unsafe fn classify(heap: *mut Heap, s: *mut Slab) {
             (*s).flags &= !IN_PARTIAL;
             (*s).set_full(false);
             if w != 0 {
-                (*s).clear_current();
+                (*s).clear_current(); // before the pool may hand the slab out
             }
             retire(heap, s);
-        } else if !(*s).has_local_space() {
+            return;
+        }
+        if !(*s).has_local_space() {
             if (*s).flags & IN_PARTIAL != 0 {
                 (*heap).partial[c].remove(s);
                 (*s).flags &= !IN_PARTIAL;
             }
             (*s).set_full(true);
-            if w & remote_list::CURRENT != 0 {
-                (*s).clear_current();
-            }
         } else {
             (*s).set_full(false);
             if (*s).flags & IN_PARTIAL == 0 {
                 (*s).flags |= IN_PARTIAL;
                 (*heap).partial[c].push_back(s);
             }
-            if w & remote_list::CURRENT != 0 {
-                (*s).clear_current();
-            }
+        }
+        if w & remote_list::CURRENT != 0 {
+            (*s).clear_current();
         }
     }
 }
