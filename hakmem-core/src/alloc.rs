@@ -151,12 +151,12 @@ fn alloc_slow(size: usize, c: usize) -> *mut u8 {
             // for a thread that frees only other threads' blocks of it.
             heap::grow_hot(bin);
         }
-        let b = heap::refill(h, c);
+        let (b, d) = heap::refill_or_borrow(h, c, true);
         if b.is_null() {
             os::set_errno(libc::ENOMEM);
             return ptr::null_mut();
         }
-        add_single_writer(&(*tc).bins[c].allocs, 1);
+        add_single_writer(&(*tc).bins[d].allocs, 1);
         b as *mut u8
     }
 }

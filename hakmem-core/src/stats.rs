@@ -68,6 +68,8 @@ pub struct Totals {
     /// frees mostly other threads' blocks, and sent home.
     pub reissued_kept: u64,
     pub reissued_home: u64,
+    /// Blocks a size class took from the next classes up instead of carving (`heap::borrow`).
+    pub borrowed: u64,
     /// Slabs a heap took from its own cache; batches it took from and gave back to the pool.
     pub slab_cache_hits: u64,
     pub pool_grabs: u64,
@@ -96,6 +98,7 @@ unsafe fn add_heap(t: &mut Totals, h: *const Heap) {
         t.drained_blocks += (*h).stat_drained_blocks.load(Relaxed);
         t.reissued_kept += (*h).stat_reissued_kept.load(Relaxed);
         t.reissued_home += (*h).stat_reissued_home.load(Relaxed);
+        t.borrowed += (*h).stat_borrowed.load(Relaxed);
         t.slab_cache_hits += (*h).slab_cache.hits.load(Relaxed);
         t.pool_grabs += (*h).slab_cache.grabs.load(Relaxed);
         t.pool_returns += (*h).slab_cache.returns.load(Relaxed);
@@ -159,6 +162,7 @@ pub fn collect() -> Totals {
         transfer_batches: crate::transfer::PUT.load(Relaxed),
         reissued_kept: 0,
         reissued_home: 0,
+        borrowed: 0,
         slab_cache_hits: 0,
         pool_grabs: 0,
         pool_returns: 0,
@@ -233,7 +237,7 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
          \"superslabs_reused\":{},\"purged_bytes\":{},\"unmapped_bytes\":{},\
          \"large_unmapped_bytes\":{},\"slabs_in_use\":{},\
          \"slabs_acquired\":{},\"slabs_reused\":{},\"slabs_adopted\":{},\"slabs_stolen\":{},\"heaps\":{},\"remote_drains\":{},\
-         \"drained_slabs\":{},\"drained_blocks\":{},\"foreign_returned\":{},\"transfer_batches\":{},\"reissued_kept\":{},\"reissued_home\":{},\"slab_cache_hits\":{},\"pool_grabs\":{},\
+         \"drained_slabs\":{},\"drained_blocks\":{},\"foreign_returned\":{},\"transfer_batches\":{},\"reissued_kept\":{},\"reissued_home\":{},\"borrowed_blocks\":{},\"slab_cache_hits\":{},\"pool_grabs\":{},\
          \"pool_returns\":{},\"locks\":{{\"pool\":{},\"shared\":{}}},\
          \"classes\":[",
         crate::init::VERSION,
@@ -272,6 +276,7 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         t.transfer_batches,
         t.reissued_kept,
         t.reissued_home,
+        t.borrowed,
         t.slab_cache_hits,
         t.pool_grabs,
         t.pool_returns,
@@ -364,8 +369,8 @@ pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
     )?;
     writeln!(
         w,
-        "  slab refills: {} from the heap's slab cache, {} batches from the pool, {} batches back",
-        t.slab_cache_hits, t.pool_grabs, t.pool_returns
+        "  slab refills: {} from the heap's slab cache, {} batches from the pool, {} batches back; {} blocks of the next size classes up served a class that would have carved new ones",
+        t.slab_cache_hits, t.pool_grabs, t.pool_returns, t.borrowed
     )?;
     for (name, l) in [("pool", &t.pool_lock), ("shared heap", &t.shared_lock)] {
         writeln!(

@@ -363,6 +363,59 @@ fn emptied_slabs_are_reused_from_the_heap_without_the_pool() {
 }
 
 #[test]
+fn a_class_out_of_free_blocks_takes_one_of_the_next_two_classes_before_carving() {
+    setup();
+    std::thread::spawn(|| {
+        let usable = |p: *mut u8| unsafe { alloc::usable_size(p) };
+        let borrowed = || crate::stats::collect().borrowed;
+        // A free 12 KiB block on this thread's bin, and no 10 KiB block yet: 10 000 bytes
+        // get the 12 KiB block, which goes back to its own class when freed.
+        let d = alloc::malloc(12_000);
+        assert_eq!(usable(d), 12 << 10);
+        unsafe { alloc::free(d) };
+        let before = borrowed();
+        let p = alloc::malloc(10_000);
+        assert_eq!(
+            p, d,
+            "10 000 bytes carved a new block beside a free 12 KiB one"
+        );
+        assert!(borrowed() > before, "the borrow was not counted");
+        unsafe { alloc::free(p) };
+        let q = alloc::malloc(12_000);
+        assert_eq!(q, d, "the borrowed block did not go back to its class");
+        unsafe { alloc::free(q) };
+        // Three classes up (20 KiB from 32 KiB) is too far; so is a block whose free copies
+        // decay (14 KiB from 16 KiB).
+        for (far, n) in [(32_000, 20_000), (16_000, 14_000)] {
+            let f = alloc::malloc(far);
+            unsafe { alloc::free(f) };
+            let p = alloc::malloc(n);
+            assert_ne!(p, f, "{n} bytes took a free block of {far}");
+            assert!(usable(p) < usable(f));
+            unsafe { alloc::free(p) };
+        }
+        // A big class (one slab per SuperSlab) borrows only instead of taking a new slab: with
+        // room in its current slab it carves, so that its slab fills instead of the next
+        // class's taking more SuperSlabs.
+        let first = alloc::malloc(80_000);
+        let d = alloc::malloc(98_000);
+        assert_eq!(usable(d), 96 << 10);
+        unsafe { alloc::free(d) };
+        let p = alloc::malloc(80_000);
+        assert_ne!(
+            p, d,
+            "a big class with room in its slab took a free block of the next"
+        );
+        unsafe {
+            alloc::free(p);
+            alloc::free(first);
+        }
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
 fn usage_counts_live_small_and_large_bytes() {
     setup();
     // Other tests run at the same time: only this test's own live blocks are certain.
