@@ -575,9 +575,9 @@ pub unsafe fn refill(heap: *mut Heap, c: usize) -> *mut Block {
     unsafe { refill_or_borrow(heap, c, false).0 }
 }
 
-/// `refill`, and when `may_borrow` and class `c` has no free block left but would carve new
-/// ones, a free block of one of the next classes up from the heap's bins (`borrow`). Returns
-/// the block and its class.
+/// `refill`, and when `may_borrow` and class `c` has no free block left and no room to carve
+/// one, before it takes a new slab: a free block of one of the next classes up from the heap's
+/// bins (`borrow`). Returns the block and its class.
 ///
 /// # Safety
 /// As for `refill`; with `may_borrow`, `heap` is the calling thread's.
@@ -603,12 +603,6 @@ pub unsafe fn refill_or_borrow(heap: *mut Heap, c: usize, may_borrow: bool) -> (
                 return (pop_checked(bin), c);
             }
             if (*cur).carved.load(Relaxed) < (*cur).capacity as u64 {
-                if may_borrow {
-                    let (b, d) = borrow(heap, c, false);
-                    if !b.is_null() {
-                        return (b, d);
-                    }
-                }
                 let head = Slab::carve(cur, batch_for(c, (*cur).carved.load(Relaxed)));
                 Bin::set(bin, cur, head);
                 return (pop_checked(bin), c);
@@ -652,7 +646,7 @@ pub unsafe fn refill_or_borrow(heap: *mut Heap, c: usize, may_borrow: bool) -> (
     }
     if may_borrow {
         // SAFETY: the caller owns `heap` and it is its thread's (this fn's contract).
-        let (b, d) = unsafe { borrow(heap, c, true) };
+        let (b, d) = unsafe { borrow(heap, c) };
         if !b.is_null() {
             return (b, d);
         }
@@ -674,23 +668,28 @@ pub unsafe fn refill_or_borrow(heap: *mut Heap, c: usize, may_borrow: bool) -> (
 /// How many classes up a class may borrow a free block from: two, at most 1.5 times its size
 /// (four classes per doubling).
 const BORROW_CLASSES: usize = 2;
-/// The first class that borrows: 10 KiB, the medium kind. Each borrow is a trip through the slow
-/// path, and the small classes churn fastest: with 1-8 KiB blocks borrowing cost
-/// random_mixed_1k_8k 7% more instructions for 12% less peak RSS (bench/README.md).
+/// The first class that borrows: 10 KiB, the medium kind. A class that borrows stays out of
+/// slabs, so each of its allocations past its bin's blocks is a borrow through the slow path:
+/// the small classes churn too fast for that (random_mixed: 161 instructions per pair against
+/// 138 with every class from 160 bytes borrowing; bench/README.md).
 const FIRST_BORROWER: usize = crate::size_class::calc_class_of(8 << 10) + 1;
 
 /// A free block of one of the `BORROW_CLASSES` classes above `c`, from the heap's bins (their
-/// hot lists, then their lists), when class `c` would carve new blocks: each class otherwise
-/// keeps its own high-water mark of carved, resident blocks, and a block that serves a smaller
-/// size costs nothing resident that its class did not hold already. Not across the decaying
-/// classes' boundary (`block_decay` marks their blocks on allocation), and from the big kind
-/// only when `big` (a big class's slab empties and serves another class whole, which a borrowed
-/// block delays). Returns the block and its class; null if none.
+/// hot lists, then their lists), for class `c`, which has no free block and no room left in
+/// its slabs: instead of a new slab. Each class otherwise keeps its own high-water mark of
+/// slabs, and a block that serves a smaller size costs nothing resident that its class did not
+/// hold already. Only when the class would take a slab, not when it would carve from its
+/// current one: borrowing then too kept the next classes' free blocks in use, where `block_decay`
+/// would have purged them (mt_mixed's peak RSS rose by a sixth), and left the big classes'
+/// current slabs unfilled while the next classes took more SuperSlabs (random_mixed_256k's by
+/// an eighth; see bench/README.md).
+/// Not across the decaying classes' boundary (`block_decay` marks their blocks on allocation).
+/// Returns the block and its class; null if none.
 ///
 /// # Safety
 /// The caller owns `heap`, its thread's.
 #[cold]
-unsafe fn borrow(heap: *mut Heap, c: usize, big: bool) -> (*mut Block, usize) {
+unsafe fn borrow(heap: *mut Heap, c: usize) -> (*mut Block, usize) {
     if c < FIRST_BORROWER {
         return (ptr::null_mut(), c);
     }
@@ -699,9 +698,7 @@ unsafe fn borrow(heap: *mut Heap, c: usize, big: bool) -> (*mut Block, usize) {
     // SAFETY: the caller owns `heap`, its thread's, so its bins are this thread's.
     let bins = unsafe { Heap::bins(heap) };
     for d in c + 1..=last {
-        if (d >= crate::block_decay::FIRST_CLASS) != decays
-            || (!big && kind_of(d) == crate::size_class::KIND_BIG)
-        {
+        if (d >= crate::block_decay::FIRST_CLASS) != decays {
             break;
         }
         // SAFETY: as above; a block off bin `d`'s lists is free and this thread's to hand out.

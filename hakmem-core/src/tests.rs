@@ -394,9 +394,9 @@ fn a_class_out_of_free_blocks_takes_one_of_the_next_two_classes_before_carving()
             assert!(usable(p) < usable(f));
             unsafe { alloc::free(p) };
         }
-        // A big class (one slab per SuperSlab) borrows only instead of taking a new slab: with
-        // room in its current slab it carves, so that its slab fills instead of the next
-        // class's taking more SuperSlabs.
+        // A class borrows only instead of taking a new slab: with room in its current slab it
+        // carves (here a big class, one slab per SuperSlab, so that its slab fills instead of
+        // the next class's taking more SuperSlabs).
         let first = alloc::malloc(80_000);
         let d = alloc::malloc(98_000);
         assert_eq!(usable(d), 96 << 10);
