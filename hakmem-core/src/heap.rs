@@ -683,8 +683,8 @@ const FIRST_BORROWER: usize = crate::size_class::calc_class_of(8 << 10) + 1;
 /// would have purged them (mt_mixed's peak RSS rose by a sixth), and left the big classes'
 /// current slabs unfilled while the next classes took more SuperSlabs (random_mixed_256k's by
 /// an eighth; see bench/README.md).
-/// Not across the decaying classes' boundary (`block_decay` marks their blocks on allocation).
-/// Returns the block and its class; null if none.
+/// Not across the decaying classes' boundary (`block_decay` marks their blocks on allocation),
+/// and only a block as aligned as the class's own. Returns the block and its class; null if none.
 ///
 /// # Safety
 /// The caller owns `heap`, its thread's.
@@ -694,6 +694,10 @@ unsafe fn borrow(heap: *mut Heap, c: usize) -> (*mut Block, usize) {
         return (ptr::null_mut(), c);
     }
     let decays = c >= crate::block_decay::FIRST_CLASS;
+    // Class `c`'s own blocks lie at multiples of its size in an aligned slab, and the aligned
+    // allocations count on it (`size_class::class_for_aligned`, up to a page): a borrowed block
+    // must be as aligned.
+    let align = (1usize << class_size(c).trailing_zeros()).min(crate::os::PAGE);
     let last = (c + BORROW_CLASSES).min(NUM_CLASSES - 1);
     // SAFETY: the caller owns `heap`, its thread's, so its bins are this thread's.
     let bins = unsafe { Heap::bins(heap) };
@@ -705,6 +709,14 @@ unsafe fn borrow(heap: *mut Heap, c: usize) -> (*mut Block, usize) {
         unsafe {
             let from = ptr::addr_of_mut!((*bins)[d]);
             let hot = (*from).hot != 0;
+            let head = if hot {
+                (*from).hot
+            } else {
+                (*from).start.wrapping_add((*from).free as usize)
+            };
+            if head & (align - 1) != 0 {
+                continue;
+            }
             let b = if hot { pop_hot(from) } else { pop(from) };
             if b.is_null() {
                 continue;

@@ -1,7 +1,7 @@
 //! A size class of 10 KiB or more that is out of free blocks and slabs takes a free block of one
 //! of the next two classes up from the thread's bins before it takes a new slab (`heap::borrow`).
-//! A binary of its own: the test's thread must start with empty bins, and in the library's test
-//! binary it may attach a parked heap whose bins hold other tests' free blocks.
+//! A binary of its own with one test: its thread must start with empty bins, and in the
+//! library's test binary it may attach a parked heap whose bins hold other tests' free blocks.
 
 use hakmem_core::{alloc, stats};
 
@@ -10,6 +10,21 @@ fn a_class_out_of_free_blocks_takes_one_of_the_next_two_classes_before_carving()
     std::thread::spawn(|| {
         let usable = |p: *mut u8| unsafe { alloc::usable_size(p) };
         let borrowed = || stats::collect().borrowed;
+        // A borrowed block is as aligned as the class's own: the aligned allocations pick a
+        // class whose size is a multiple of the alignment (the fuzzer found `valloc(9451)`
+        // 2048-aligned when the 12 KiB class took a 14 KiB block). Two 14 KiB blocks of a fresh
+        // slab: the second lies 14 KiB in, 2048-aligned only; freed, it heads the bin that the
+        // 12 KiB class would borrow from.
+        let a = alloc::malloc(14_000);
+        let b = alloc::malloc(14_000);
+        assert_eq!(b as usize - a as usize, 14 << 10);
+        unsafe { alloc::free(b) };
+        let v = alloc::valloc(9451);
+        assert_eq!(v as usize % 4096, 0, "valloc(9451) = {v:?}");
+        unsafe {
+            alloc::free(v);
+            alloc::free(a);
+        }
         // A free 12 KiB block on this thread's bin, and no 10 KiB block yet: 10 000 bytes
         // get the 12 KiB block, which goes back to its own class when freed.
         let d = alloc::malloc(12_000);
