@@ -50,7 +50,7 @@ pub struct Heap {
     /// mostly other threads' blocks) and sent home (`foreign::keep`).
     pub stat_reissued_kept: AtomicU64,
     pub stat_reissued_home: AtomicU64,
-    /// Blocks a class took from the next classes up instead of carving (`borrow`).
+    /// Blocks a class out of slabs took from the next classes up instead of a new slab (`borrow`).
     pub stat_borrowed: AtomicU64,
     /// `stat_drains` when `steal` last looked at this heap (written by that look, under the
     /// pool lock): unchanged at the next look, the heap has not collected its queue meanwhile.
@@ -667,12 +667,12 @@ pub unsafe fn refill_or_borrow(heap: *mut Heap, c: usize, may_borrow: bool) -> (
 
 /// How many classes up a class may borrow a free block from: two, at most 1.5 times its size
 /// (four classes per doubling).
-const BORROW_CLASSES: usize = 2;
+pub(crate) const BORROW_CLASSES: usize = 2;
 /// The first class that borrows: 10 KiB, the medium kind. A class that borrows stays out of
 /// slabs, so each of its allocations past its bin's blocks is a borrow through the slow path:
-/// the small classes churn too fast for that (random_mixed: 161 instructions per pair against
-/// 138 with every class from 160 bytes borrowing; bench/README.md).
-const FIRST_BORROWER: usize = crate::size_class::calc_class_of(8 << 10) + 1;
+/// the small classes churn too fast for that (random_mixed: 161 instructions per pair with
+/// every class from 160 bytes borrowing, against 138; bench/README.md).
+pub(crate) const FIRST_BORROWER: usize = crate::size_class::calc_class_of(8 << 10) + 1;
 
 /// A free block of one of the `BORROW_CLASSES` classes above `c`, from the heap's bins (their
 /// hot lists, then their lists), for class `c`, which has no free block and no room left in

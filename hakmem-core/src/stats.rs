@@ -68,7 +68,7 @@ pub struct Totals {
     /// frees mostly other threads' blocks, and sent home.
     pub reissued_kept: u64,
     pub reissued_home: u64,
-    /// Blocks a size class took from the next classes up instead of carving (`heap::borrow`).
+    /// Blocks a size class out of slabs took from the next classes up (`heap::borrow`).
     pub borrowed: u64,
     /// Slabs a heap took from its own cache; batches it took from and gave back to the pool.
     pub slab_cache_hits: u64,
@@ -369,7 +369,7 @@ pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
     )?;
     writeln!(
         w,
-        "  slab refills: {} from the heap's slab cache, {} batches from the pool, {} batches back; {} blocks of the next size classes up served a class that would have carved new ones",
+        "  slab refills: {} from the heap's slab cache, {} batches from the pool, {} batches back; {} blocks of the next size classes up served a class out of slabs",
         t.slab_cache_hits, t.pool_grabs, t.pool_returns, t.borrowed
     )?;
     for (name, l) in [("pool", &t.pool_lock), ("shared heap", &t.shared_lock)] {

@@ -326,8 +326,8 @@ fn every_class_round_trips() {
         let n = class_size(c);
         // A class of 10 KiB or more out of slabs may hand out a free block of one of the next
         // two classes (this thread's heap may be a parked one, with such blocks in its bins).
-        let most = if n >= 10 << 10 {
-            class_size((c + 2).min(NUM_CLASSES - 1))
+        let most = if c >= crate::heap::FIRST_BORROWER {
+            class_size((c + crate::heap::BORROW_CLASSES).min(NUM_CLASSES - 1))
         } else {
             n
         };
