@@ -24,6 +24,7 @@ import io
 import math
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -152,6 +153,19 @@ WORKLOADS = [
              rust=True),
 ]
 WORKLOAD_BY_NAME = {w.name: w for w in WORKLOADS}
+# Workloads whose thread count follows the cores (LARSON_T, PAIRS_N), and the argument that sets it;
+# --threads N sets it to N threads (prodcons_n: N/2 pairs, two threads each).
+SCALED = {"larson": "threads", "larson_handoff": "threads", "xthread_random": "threads",
+          "mt_mixed": "threads", "rust_maps": "threads", "prodcons_n": "pairs"}
+
+
+def set_threads(workload, n):
+    """Run `workload` with n threads instead of the count chosen from the cores."""
+    key = SCALED[workload.name]
+    value = max(1, n // 2) if key == "pairs" else n
+    for mode, args in workload.args.items():
+        workload.args[mode] = [f"{key}={value}" if a.startswith(key + "=") else a for a in args]
+    workload.what = re.sub(r"^\d+", str(value), workload.what) + f" (--threads {n})"
 
 
 class Allocator:
@@ -807,6 +821,8 @@ def parse_args(argv):
                          "which then is not built); repeatable")
     ap.add_argument("--baseline", default="mimalloc", help="allocator the ratios are taken against")
     ap.add_argument("--no-build", action="store_true", help="use the libraries already built")
+    ap.add_argument("--threads", type=int, metavar="N",
+                    help=f"run the workloads that scale with the cores ({', '.join(SCALED)}) with N threads")
     ap.add_argument("--timeout", type=int, help="seconds before a run counts as hung (default 120/300)")
     ap.add_argument("--results", default=os.path.join(BENCH, "results"), help="where result folders go")
     ap.add_argument("--list", action="store_true", help="list workloads and allocators, then exit")
@@ -848,6 +864,12 @@ def main(argv):
         if unknown:
             sys.exit(f"runner: unknown workload(s) {', '.join(unknown)}; known: {', '.join(WORKLOAD_BY_NAME)}")
         workloads = [WORKLOAD_BY_NAME[n] for n in names]
+    if args.threads is not None:
+        if args.threads < 1:
+            sys.exit("runner: --threads must be at least 1")
+        for w in workloads:
+            if w.name in SCALED:
+                set_threads(w, args.threads)
     tc = by_name["tcmalloc"]
     if tc.builtin and not os.path.isfile(tc.lib) and not args.allocs and tc in allocs:
         # Not installed and not asked for by name: leave it out rather than fail every cell.

@@ -32,5 +32,20 @@ class RunOrder(unittest.TestCase):
         self.assertEqual(runner.run_order(3, 0), runner.run_order(3, 6))
 
 
+class SetThreads(unittest.TestCase):
+    def test_threads_and_pairs_follow_the_count(self):
+        larson = runner.Workload("larson", "larson", ["threads=4", "ops=1"], ["threads=4", "ops=2"],
+                                 [], 1, 1, "4 threads hand arrays on")
+        runner.set_threads(larson, 16)
+        self.assertEqual(larson.args["quick"], ["threads=16", "ops=1"])
+        self.assertEqual(larson.args["full"], ["threads=16", "ops=2"])
+        self.assertTrue(larson.what.startswith("16 threads"))
+        pairs = runner.Workload("prodcons_n", "prodcons", ["pairs=2", "count=9"], ["pairs=2"], [],
+                                1, 1, "2 producer/consumer pairs")
+        runner.set_threads(pairs, 8)
+        self.assertEqual(pairs.args["quick"], ["pairs=4", "count=9"])
+        self.assertTrue(pairs.what.startswith("4 producer"))
+
+
 if __name__ == "__main__":
     unittest.main()
