@@ -11,6 +11,7 @@ reports medians with their spread, peak RSS and the ratio to mimalloc:
   python3 bench/runner.py --full                       # make bench-full
   python3 bench/runner.py --workloads larson,tiny --allocs hakmem,mimalloc --reps 5
   python3 bench/runner.py --alloc tcmalloc2=/path/to/libtcmalloc.so   # any other library
+  python3 bench/runner.py --threads 16 --workloads larson,mt_mixed    # scaling runs on more cores
 
 Rust workloads (rust=True) are not preloaded: bench/rust-workload builds one binary per allocator,
 each with that allocator as its #[global_allocator], and the runner runs the matching binary.
