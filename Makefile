@@ -71,7 +71,7 @@ test-bench:
 # Measurement helpers in scripts/ that read hakmem's layouts.
 test-scripts: lib
 	python3 scripts/test_slab_resident.py
-	bash scripts/test_ab_ops.sh $(LIB)
+	python3 scripts/test_compare_profiles.py $(LIB)
 
 # The fuzzer (fuzz/): a libFuzzer harness over hakmem-core's API with a shadow model, built with
 # coverage instrumentation on stable Rust. `make fuzz FUZZ_TIME=600` explores for that many seconds

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
-"""Compares hakmem's profiles (or any HAKMEM_* settings) on one workload, interleaved.
+"""Compares hakmem's profiles (or any HAKMEM_* settings, or allocator libraries) on one workload,
+interleaved.
 
 usage: scripts/compare_profiles.py [--reps N] [--lib PATH] [--set NAME=ENV ...] -- PROGRAM ARGS...
 Each setting runs PROGRAM with LD_PRELOAD=LIB and its environment; runs are interleaved
-(A B C A B C ...). Reports the median and min-max of the program's `ops_per_sec=` value and of
+(A B C A B C ...). ENV is VAR=VALUE[,VAR=VALUE...]; the pseudo-variable LIB=PATH gives that setting
+its own library instead of --lib (an A/B check of two builds, or hakmem against mimalloc:
+`--set hk=LIB=target/release/libhakmem.so --set mi=LIB=target/release/libhakmem_bench_mimalloc.so`). Reports the median and min-max of the program's `ops_per_sec=` value and of
 its peak RSS (from wait4), and each setting's ratio to the first one. Default settings are the
-three profiles: fast, balanced, lean. The library is verified first (scripts/verify_symbols.sh).
+three profiles: fast, balanced, lean. Every library is verified first (scripts/verify_symbols.sh).
 """
 import argparse, os, re, statistics, subprocess, sys, tempfile
 
@@ -19,22 +22,23 @@ def main():
     cmd = a.cmd[1:] if a.cmd and a.cmd[0] == "--" else a.cmd
     if not cmd:
         ap.error("give the program after --")
-    lib = os.path.abspath(a.lib)
     settings = []
     for s in a.set or ["fast=HAKMEM_PROFILE=fast", "balanced=HAKMEM_PROFILE=balanced", "lean=HAKMEM_PROFILE=lean"]:
         name, _, envs = s.partition("=")
-        settings.append((name, dict(e.split("=", 1) for e in envs.split(",") if e)))
-    v = subprocess.run(["bash", "scripts/verify_symbols.sh", "--lib", lib] + cmd, capture_output=True, text=True)
-    if v.returncode != 0:
-        sys.exit("verification failed:\n" + v.stdout + v.stderr)
-    print(v.stdout.strip().splitlines()[-1] if v.stdout.strip() else "verified")
+        env = dict(e.split("=", 1) for e in envs.split(",") if e)
+        settings.append((name, os.path.abspath(env.pop("LIB", a.lib)), env))
+    for lib in dict.fromkeys(lib for _, lib, _ in settings):
+        v = subprocess.run(["bash", "scripts/verify_symbols.sh", "--lib", lib] + cmd, capture_output=True, text=True)
+        if v.returncode != 0:
+            sys.exit(f"verification of {lib} failed:\n" + v.stdout + v.stderr)
+        print(v.stdout.strip().splitlines()[-1] if v.stdout.strip() else "verified")
     spawn = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "build", "spawn")
     if not os.access(spawn, os.X_OK):
         sys.exit("bench/build/spawn is missing: run `make bench` once (or gcc -O2 -o bench/build/spawn bench/src/spawn.c)")
-    res = {n: ([], []) for n, _ in settings}
+    res = {n: ([], []) for n, _, _ in settings}
     ru_file = os.path.join(tempfile.mkdtemp(), "rusage")
     for r in range(a.reps):
-        for name, extra in settings:
+        for name, lib, extra in settings:
             # Through bench/build/spawn: peak RSS survives exec, so a child forked from this
             # Python process would start with Python's RSS as its own peak.
             env = dict(os.environ, **extra)
@@ -52,7 +56,7 @@ def main():
     bt = statistics.median(res[base][0]) if res[base][0] else 0
     br = statistics.median(res[base][1]) if res[base][1] else 0
     print(f"{'setting':10} {'ops/s median':>14} {'(min-max)':>25} {'x ' + base:>8} {'peak RSS MiB':>13} {'(min-max)':>15} {'x ' + base:>8}")
-    for name, _ in settings:
+    for name, _, _ in settings:
         t, rss = res[name]
         if not t:
             print(f"{name:10} FAILED")
