@@ -13,15 +13,19 @@
  */
 struct hakmem_stats {
   /**
-   * Blocks allocated (small and large).
+   * Blocks allocated (small and large). Small blocks count as they leave their slab: a
+   * block a thread frees onto its hot list and allocates again counts once.
    */
   uint64_t allocs;
   /**
-   * Blocks freed (small and large), remote frees included.
+   * Blocks freed (small and large), remote frees included. Small blocks count as they reach
+   * their slab: a thread's latest frees, on its hot lists, once the list gives them back
+   * (this call gives the calling thread's back first).
    */
   uint64_t frees;
   /**
-   * Blocks freed by a thread other than the owner of their slab.
+   * Blocks freed by a thread other than the owner of their slab (past the freeing thread's
+   * hot list).
    */
   uint64_t remote_frees;
   /**
@@ -57,7 +61,8 @@ extern "C" {
 const char *hakmem_version(void);
 
 /**
- * Fills `*out` with the current totals. Returns 0, or -1 if `out` is NULL.
+ * Fills `*out` with the current totals, after giving the calling thread's hot lists back to
+ * their slabs. Returns 0, or -1 if `out` is NULL.
  *
  * # Safety
  * `out` is NULL or valid for writing one `hakmem_stats`.

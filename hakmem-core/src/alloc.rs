@@ -36,9 +36,9 @@ pub fn malloc(size: usize) -> *mut u8 {
             let off = c * BIN_BYTES;
             let tc = thread_cache();
             let bin = (tc as *mut u8).add(off) as *mut Bin;
+            // Not counted: a block on a hot list stays counted in use (see `tls::Bin`).
             let b = heap::pop_hot(bin);
             if !b.is_null() {
-                add_single_writer(&(*bin).allocs, 1);
                 return b as *mut u8;
             }
             let b = heap::pop(bin);
@@ -95,14 +95,13 @@ fn alloc_class<const HOT_OFTEN: bool>(c: usize, size: usize) -> *mut u8 {
     // of a list of blocks this thread owns.
     unsafe {
         let bin: *mut Bin = ptr::addr_of_mut!((*tc).bins).cast::<Bin>().add(c);
-        let mut b = if HOT_OFTEN || (*bin).hot != 0 {
-            heap::pop_hot(bin)
-        } else {
-            ptr::null_mut()
-        };
-        if b.is_null() {
-            b = heap::pop(bin);
+        if HOT_OFTEN || (*bin).hot != 0 {
+            let b = heap::pop_hot(bin);
+            if !b.is_null() {
+                return b as *mut u8;
+            }
         }
+        let b = heap::pop(bin);
         if !b.is_null() {
             add_single_writer(&(*bin).allocs, 1);
             return b as *mut u8;
@@ -241,7 +240,6 @@ unsafe fn free_small<const IN_CAGE: bool>(p: *mut u8, s: *mut Slab) {
             }
             let bin = (tc as *mut u8).add((*s).bin_offset as usize) as *mut Bin;
             if heap::push_hot(bin, a) {
-                add_single_writer(&(*bin).frees, 1);
                 return;
             }
         }
@@ -259,10 +257,10 @@ unsafe fn free_small<const IN_CAGE: bool>(p: *mut u8, s: *mut Slab) {
                 return report_double_free(p);
             }
             let bin = (tc as *mut u8).add((*s).bin_offset as usize) as *mut Bin;
-            add_single_writer(&(*bin).frees, 1);
             if IN_CAGE && (*bin).hot_max < (*bin).hot_cap {
                 return free_hot_grow(bin, s, a);
             }
+            add_single_writer(&(*bin).frees, 1);
             if heap::free_local(s, a) {
                 free_local_slow(s);
             }
@@ -291,6 +289,7 @@ unsafe fn free_hot_grow(bin: *mut Bin, s: *mut Slab, a: usize) {
         if heap::grow_hot(bin) && heap::push_hot(bin, a) {
             return;
         }
+        add_single_writer(&(*bin).frees, 1);
         if heap::free_local(s, a) {
             free_local_slow(s);
         }
@@ -547,14 +546,20 @@ pub unsafe fn usable_size(p: *mut u8) -> usize {
     unsafe { usable(p, "malloc_usable_size") }.unwrap_or(0)
 }
 
+/// Gives the calling thread's hot lists back to their slabs: their blocks, counted in use
+/// until then (`tls::Bin`), count as freed.
+pub fn hot_lists_back() {
+    init::ensure();
+    // SAFETY: the calling thread's own cache.
+    unsafe { heap::hot_flush_all(thread_cache()) };
+}
+
 /// Returns free memory to the OS now; the number of purge calls made.
 pub fn trim() -> usize {
     init::ensure();
     // SAFETY: the calling thread's own cache.
-    unsafe {
-        crate::foreign::flush(thread_cache());
-        heap::hot_flush_all(thread_cache());
-    }
+    unsafe { crate::foreign::flush(thread_cache()) };
+    hot_lists_back();
     let before = os::MADVISE_CALLS.load(Relaxed) + os::MUNMAP_CALLS.load(Relaxed);
     crate::pool::trim();
     os::MADVISE_CALLS.load(Relaxed) + os::MUNMAP_CALLS.load(Relaxed) - before

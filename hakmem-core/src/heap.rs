@@ -342,6 +342,7 @@ pub unsafe fn open_hot_remote(bin: *mut Bin, c: usize, a: usize) -> bool {
 pub unsafe fn hot_flush(heap: *mut Heap, bin: *mut Bin, c: usize) {
     let mut away = [0usize; HOT_MAX];
     let mut n = 0;
+    let (mut home, mut sent) = (0, 0);
     loop {
         // SAFETY: the caller owns `bin`; a block off its hot list is a free block of a slab in
         // the cage that counts it as in use (`push_hot`'s contract). When the slab is `heap`'s,
@@ -354,11 +355,13 @@ pub unsafe fn hot_flush(heap: *mut Heap, bin: *mut Bin, c: usize) {
             }
             let s = crate::superslab::slab_of(a);
             if (*s).heap.load(Relaxed) == heap {
+                home += 1;
                 if free_local(s, a) {
                     classify(heap, s);
                 }
                 continue;
             }
+            sent += 1;
             freelist::set_tag(a);
             if n == away.len() {
                 crate::foreign::send(&away);
@@ -370,6 +373,16 @@ pub unsafe fn hot_flush(heap: *mut Heap, bin: *mut Bin, c: usize) {
     }
     // SAFETY: as above.
     unsafe { crate::foreign::send(&away[..n]) };
+    // The blocks leave the list for their slabs: counted free now (`tls::Bin`).
+    // SAFETY: the caller owns `bin`; `heap` is attached to this thread, whose cache holds
+    // `remote_ctr`'s counters.
+    unsafe {
+        add_single_writer(&(*bin).frees, home);
+        let rc = (*heap).remote_ctr.load(Relaxed);
+        if !rc.is_null() {
+            add_single_writer(&(*rc)[c], sent);
+        }
+    }
     // The list is empty now (every pop gave its room back), unless its head was overwritten.
     // SAFETY: as above.
     unsafe { check_hot(bin, c) };
@@ -720,6 +733,11 @@ unsafe fn borrow(heap: *mut Heap, c: usize) -> (*mut Block, usize) {
             let b = if hot { pop_hot(from) } else { pop(from) };
             if b.is_null() {
                 continue;
+            }
+            if hot {
+                // Counted in use while on the list: counted free here, as a flush would, for
+                // the caller's count of the allocation.
+                add_single_writer(&(*from).frees, 1);
             }
             add_single_writer(&(*heap).stat_borrowed, 1);
             return (b, d);

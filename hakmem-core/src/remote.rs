@@ -66,7 +66,6 @@ pub unsafe fn free_remote<const IN_CAGE: bool>(
                 let bin = (tc as *mut u8).add((*s).bin_offset as usize) as *mut crate::tls::Bin;
                 let max = (*bin).hot_max;
                 if max != 0 && max < (*bin).hot_cap && grow_and_push(bin, a) {
-                    add_single_writer((*tc).remote_frees.get_unchecked(c), 1);
                     return;
                 }
                 // A class whose list opens on cross-thread frees (16-64 KiB).
@@ -74,7 +73,6 @@ pub unsafe fn free_remote<const IN_CAGE: bool>(
                     && (*bin).hot_cap == 0
                     && heap::open_hot_remote(bin, c, a)
                 {
-                    add_single_writer((*tc).remote_frees.get_unchecked(c), 1);
                     return;
                 }
             }

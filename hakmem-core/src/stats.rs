@@ -1,6 +1,8 @@
-//! Statistics. Counting costs the fast path one increment in the thread's own bin (the same
-//! cache line it already touches), whether statistics are printed or not; everything else is
-//! counted on slow paths. Totals are gathered on demand from every heap.
+//! Statistics. A block leaving its slab or going back costs one increment in the thread's own
+//! bin (the same cache line the path already touches), whether statistics are printed or not;
+//! a block going round a thread's hot list (freed onto it, handed out again) costs nothing and
+//! counts as in use meanwhile (see `tls::Bin`). Everything else is counted on slow paths.
+//! Totals are gathered on demand from every heap.
 
 use crate::heap::{self, Heap};
 use crate::large;

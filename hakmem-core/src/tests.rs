@@ -1208,3 +1208,60 @@ fn a_thread_that_makes_few_blocks_of_a_class_keeps_no_hot_list_of_it() {
     .join()
     .unwrap();
 }
+
+/// A block going round a thread's hot list (freed onto it, handed out again) counts nothing and
+/// stays counted in use, as a tcache's blocks do; the list's blocks count as freed when it gives
+/// them back. So the bin's counts stay exact for the live bytes (`stats::usage`) without a
+/// counter on the hot list's push and pop.
+#[test]
+fn a_hot_lists_blocks_count_in_use_until_it_gives_them_back() {
+    setup();
+    std::thread::spawn(|| {
+        // 272-byte blocks, counted in this (new) thread's own bin.
+        let c = crate::size_class::class_of(270);
+        // SAFETY (test): this thread's own bin, read by this thread.
+        let counts = || unsafe {
+            let bin = &raw const (*crate::tls::thread_cache()).bins[c];
+            ((*bin).allocs.load(Relaxed), (*bin).frees.load(Relaxed))
+        };
+        let (a0, f0) = counts();
+        let v: Vec<usize> = (0..200).map(|_| alloc::malloc(270) as usize).collect();
+        assert_eq!(counts(), (a0 + 200, f0), "fresh blocks leave their slabs");
+        for &p in v.iter().rev() {
+            // SAFETY (test): live blocks of this thread, freed once each.
+            unsafe { alloc::free(p as *mut u8) };
+        }
+        let held = hot_len(c) as u64;
+        assert!(held >= 10, "the hot list took {held} of 200 blocks");
+        let (a1, f1) = counts();
+        assert_eq!(
+            a1 - f1,
+            a0 - f0 + held,
+            "the hot list's blocks count in use, no other"
+        );
+        let w: Vec<usize> = (0..10).map(|_| alloc::malloc(270) as usize).collect();
+        assert_eq!(
+            counts(),
+            (a1, f1),
+            "blocks handed out from the hot list were counted"
+        );
+        // SAFETY (test): this thread's cache.
+        unsafe { crate::heap::hot_flush_all(crate::tls::thread_cache()) };
+        let (a2, f2) = counts();
+        assert_eq!(
+            a2 - f2,
+            a0 - f0 + 10,
+            "after the flush, the 10 blocks held are what counts in use"
+        );
+        for &p in &w {
+            // SAFETY (test): live blocks of this thread, freed once each.
+            unsafe { alloc::free(p as *mut u8) };
+        }
+        // SAFETY (test): as above.
+        unsafe { crate::heap::hot_flush_all(crate::tls::thread_cache()) };
+        let (a3, f3) = counts();
+        assert_eq!(a3 - f3, a0 - f0, "every block freed and given back");
+    })
+    .join()
+    .unwrap();
+}

@@ -21,6 +21,12 @@ use core::sync::atomic::AtomicU64;
 /// `start`, `slab`. Atomic: `allocs` and `frees`, which statistics read from other
 /// threads; the owner updates them with a Relaxed load and store (`add_single_writer`), never a
 /// read-modify-write. No `&mut Bin` is ever made: functions take `*mut Bin`.
+///
+/// `allocs` and `frees` count blocks leaving and reaching the slabs: handed out from the bin's
+/// list, the foreign cache or a slow path, freed to a slab (or a remote stack), given back by
+/// the hot list (`heap::hot_flush`). A block on the hot list counts as in use, as glibc counts
+/// the blocks in its tcache and jemalloc those in its thread caches, so the hot list's own
+/// pushes and pops, the fast paths' commonest case, count nothing.
 #[repr(C, align(64))]
 pub struct Bin {
     /// Offset in `slab` of the next block to hand out (decoded, checked against `limit` before

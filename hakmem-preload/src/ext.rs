@@ -6,11 +6,15 @@ use core::ffi::c_char;
 #[repr(C)]
 #[allow(non_camel_case_types)]
 pub struct hakmem_stats {
-    /// Blocks allocated (small and large).
+    /// Blocks allocated (small and large). Small blocks count as they leave their slab: a
+    /// block a thread frees onto its hot list and allocates again counts once.
     pub allocs: u64,
-    /// Blocks freed (small and large), remote frees included.
+    /// Blocks freed (small and large), remote frees included. Small blocks count as they reach
+    /// their slab: a thread's latest frees, on its hot lists, once the list gives them back
+    /// (this call gives the calling thread's back first).
     pub frees: u64,
-    /// Blocks freed by a thread other than the owner of their slab.
+    /// Blocks freed by a thread other than the owner of their slab (past the freeing thread's
+    /// hot list).
     pub remote_frees: u64,
     /// Large blocks (over 256 KiB) allocated, and how many came from the large-block cache.
     pub large_allocs: u64,
@@ -34,7 +38,8 @@ pub extern "C" fn hakmem_version() -> *const c_char {
     V.as_ptr() as *const c_char
 }
 
-/// Fills `*out` with the current totals. Returns 0, or -1 if `out` is NULL.
+/// Fills `*out` with the current totals, after giving the calling thread's hot lists back to
+/// their slabs. Returns 0, or -1 if `out` is NULL.
 ///
 /// # Safety
 /// `out` is NULL or valid for writing one `hakmem_stats`.
@@ -43,6 +48,8 @@ pub unsafe extern "C" fn hakmem_stats(out: *mut hakmem_stats) -> i32 {
     if out.is_null() {
         return -1;
     }
+    // The caller's own frees all count, as it expects of the figures it asks for.
+    hakmem_core::alloc::hot_lists_back();
     let t = hakmem_core::stats::collect();
     *out = hakmem_stats {
         allocs: t.allocs,
