@@ -146,7 +146,8 @@ WORKLOADS = [
              ["seconds=1", "interval_ms=250", "warmup_ms=100"],
              4.6, 16.1, "bounded long run: throughput, RSS and faults sampled over time",
              stable_checksum=False,
-             details=("drift", "cv", "rss_first_kib", "rss_last_kib", "rss_growth", "minflt")),
+             details=("drift", "cv", "rss_first_kib", "rss_last_kib", "rss_growth", "rss_q1_kib",
+                      "rss_q4_kib", "rss_quarters", "minflt")),
     Workload("rust_maps", "rust_workload", [f"threads={max(4, NPROC)}", "rounds=6"],
              [f"threads={max(4, NPROC)}", "rounds=12"], ["threads=2", "rounds=2", "keys=2000"],
              1.0, 2.0, f"Rust: {max(4, NPROC)} threads build, query and drop HashMap<String, Vec<u64>> "

@@ -86,7 +86,8 @@ int main(int argc, char **argv)
     pthread_t *tid = calloc(T, sizeof *tid);
     uint64_t nsamples = seconds * 1000 / interval;
     double *rate = calloc(nsamples, sizeof *rate);
-    if (!w || !tid || !rate)
+    long *rss_at = calloc(nsamples, sizeof *rss_at);
+    if (!w || !tid || !rate || !rss_at)
         die("out of memory");
     for (uint64_t t = 0; t < T; t++) {
         w[t].id = t, w[t].ws = P(ps, "ws"), w[t].seed = P(ps, "seed"), w[t].checksum = 0;
@@ -116,6 +117,7 @@ int main(int argc, char **argv)
         rate[s] = (double)(ops - prev_ops) / secs(now - prev_t);
         prev_ops = ops, prev_t = now;
         long rss = rss_kib();
+        rss_at[s] = rss;
         getrusage(RUSAGE_SELF, &ru);
         if (s == 0)
             rss_first = rss;
@@ -144,13 +146,24 @@ int main(int argc, char **argv)
     for (uint64_t s = 0; s < nsamples; s++)
         var += (rate[s] - mean) * (rate[s] - mean);
     double cv = nsamples > 1 && mean > 0 ? sqrt(var / (double)(nsamples - 1)) / mean : 0;
+    /* RSS drift as the mean of the last quarter of the samples over the mean of the first
+     * (single samples swing by a tenth as the size classes' populations wander). */
+    uint64_t quarter = nsamples >= 4 ? nsamples / 4 : 1;
+    double q1 = 0, q4 = 0;
+    for (uint64_t s = 0; s < quarter; s++) {
+        q1 += (double)rss_at[s];
+        q4 += (double)rss_at[nsamples - quarter + s];
+    }
+    q1 /= (double)quarter, q4 /= (double)quarter;
     getrusage(RUSAGE_SELF, &ru);
     printf("RESULT ops_per_sec=%.0f checksum=%016" PRIx64 " ops=%" PRIu64 " drift=%.3f cv=%.3f"
-           " rss_first_kib=%ld rss_last_kib=%ld rss_max_kib=%ld rss_growth=%.3f minflt=%ld majflt=%ld"
+           " rss_first_kib=%ld rss_last_kib=%ld rss_max_kib=%ld rss_growth=%.3f rss_q1_kib=%.0f"
+           " rss_q4_kib=%.0f rss_quarters=%.3f minflt=%ld majflt=%ld"
            " nvcsw=%ld nivcsw=%ld samples=%" PRIu64 "\n",
            mean, checksum, total, rate[0] > 0 ? rate[nsamples - 1] / rate[0] : 0, cv, rss_first, rss_last,
-           rss_max, rss_first > 0 ? (double)rss_last / (double)rss_first : 0, ru.ru_minflt - ru0.ru_minflt,
+           rss_max, rss_first > 0 ? (double)rss_last / (double)rss_first : 0, q1, q4, q1 > 0 ? q4 / q1 : 0,
+           ru.ru_minflt - ru0.ru_minflt,
            ru.ru_majflt - ru0.ru_majflt, ru.ru_nvcsw - ru0.ru_nvcsw, ru.ru_nivcsw - ru0.ru_nivcsw, nsamples);
-    free(w), free(tid), free(rate);
+    free(w), free(tid), free(rate), free(rss_at);
     return 0;
 }
