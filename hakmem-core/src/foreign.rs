@@ -12,8 +12,8 @@
 //! Since the hot lists take any thread's blocks (`heap::push_hot`), a block comes here only
 //! when its class's hot list has no room: closed (the thread has made few blocks of the class,
 //! a consumer that only frees; or HAKMEM_HOT_KB=0) or full at its cap. The frees counted as
-//! the thread's own (`hand_off`, from the bin's counter) then include the other threads' blocks
-//! that went onto the list.
+//! the thread's own (`hand_off`, from the bin's counter) are those past the hot list too (the
+//! list's own pushes count nothing: `tls::Bin`), into the thread's own slabs.
 //!
 //! A block this thread took from its foreign cache and then frees itself (a reissued block) goes
 //! home, not back into the cache, unless the thread stands downstream of a hand-off: otherwise a
