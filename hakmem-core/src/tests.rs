@@ -1217,7 +1217,7 @@ fn a_thread_that_makes_few_blocks_of_a_class_keeps_no_hot_list_of_it() {
 fn a_hot_lists_blocks_count_in_use_until_it_gives_them_back() {
     setup();
     std::thread::spawn(|| {
-        // 272-byte blocks, counted in this (new) thread's own bin.
+        // Blocks of the 320-byte class, counted in this (new) thread's own bin.
         let c = crate::size_class::class_of(270);
         // SAFETY (test): this thread's own bin, read by this thread.
         let counts = || unsafe {
@@ -1264,4 +1264,67 @@ fn a_hot_lists_blocks_count_in_use_until_it_gives_them_back() {
     })
     .join()
     .unwrap();
+}
+
+/// Another heap's blocks that a thread frees onto its hot list count nothing until the list
+/// gives them back, and then count as that thread's remote frees: none is lost (it would stay
+/// counted in use for good) and none counted twice.
+#[test]
+fn another_heaps_blocks_off_a_hot_list_count_as_remote_frees() {
+    use std::sync::mpsc::channel;
+    setup();
+    // Blocks of the 384-byte class; the counts read are the two threads' own.
+    let size = 330;
+    let c = crate::size_class::class_of(size);
+    let (to_b, from_a) = channel::<Vec<usize>>();
+    let (done, wait) = channel::<()>();
+    // The owner stays alive (its heap attached) until the other thread is done, so that the
+    // other thread cannot take its heap over.
+    let a = std::thread::spawn(move || {
+        to_b.send((0..50).map(|_| alloc::malloc(size) as usize).collect())
+            .unwrap();
+        wait.recv().unwrap();
+    });
+    let blocks = from_a.recv().unwrap();
+    std::thread::spawn(move || {
+        let tc = crate::tls::thread_cache();
+        // This thread's list of the class opens once it has made 64 blocks of it.
+        let own: Vec<usize> = (0..100).map(|_| alloc::malloc(size) as usize).collect();
+        for &p in &own {
+            // SAFETY (test): live blocks of this thread, freed once each.
+            unsafe { alloc::free(p as *mut u8) };
+        }
+        // SAFETY (test): this thread's cache, read by this thread.
+        let counts = || unsafe {
+            crate::heap::hot_flush_all(tc);
+            let bin = &raw const (*tc).bins[c];
+            (
+                (*bin).frees.load(Relaxed),
+                (*tc).remote_frees[c].load(Relaxed),
+            )
+        };
+        let (f0, r0) = counts();
+        for &p in &blocks {
+            // SAFETY (test): live blocks of the other thread, freed once each, by this one.
+            unsafe { alloc::free(p as *mut u8) };
+        }
+        let held = hot_len(c);
+        assert!(
+            held > 0,
+            "no block of the other heap went onto the hot list"
+        );
+        // SAFETY (test): as above.
+        let r1 = unsafe { (*tc).remote_frees[c].load(Relaxed) };
+        assert_eq!(
+            r1 - r0,
+            50 - held as u64,
+            "a block on the hot list was counted"
+        );
+        let (f2, r2) = counts();
+        assert_eq!((f2 - f0, r2 - r0), (0, 50), "the flush counted them wrong");
+        done.send(()).unwrap();
+    })
+    .join()
+    .unwrap();
+    a.join().unwrap();
 }
