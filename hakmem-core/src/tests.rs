@@ -1273,7 +1273,7 @@ fn a_hot_lists_blocks_count_in_use_until_it_gives_them_back() {
 fn another_heaps_blocks_off_a_hot_list_count_as_remote_frees() {
     use std::sync::mpsc::channel;
     setup();
-    // Blocks of the 384-byte class; the counts read are the two threads' own.
+    // Blocks of the 384-byte class; the counts read are the freeing thread's own.
     let size = 330;
     let c = crate::size_class::class_of(size);
     let (to_b, from_a) = channel::<Vec<usize>>();
