@@ -55,8 +55,6 @@ fn blocks_freed_by_other_threads_come_back_to_the_owner() {
     // remote frees may come back formatted for another of these sizes, so compare 64 KiB pages).
     let freed: std::collections::HashSet<usize> = ptrs.iter().map(|p| p >> 16).collect();
     let slabs = pool::SLABS_ACQUIRED.load(Relaxed);
-    let taken_over = |t: &stats::Totals| t.slabs_adopted + t.slabs_stolen;
-    let before_again = taken_over(&stats::collect());
     let again: Vec<usize> = (0..N)
         .map(|i| alloc::malloc(24 + i % 200) as usize)
         .collect();
@@ -64,14 +62,15 @@ fn blocks_freed_by_other_threads_come_back_to_the_owner() {
         .iter()
         .filter(|&&p| freed.contains(&(p >> 16)))
         .count();
-    // Once its own blocks are back, the heap may take over a partial slab an earlier test's
-    // exited thread left (one slab of 64-byte blocks serves over a thousand of these): which
-    // tests ran before, and on which threads, varies from run to run.
+    // Since 47c2243, in about one run in 40 with the tests in parallel, some blocks of the
+    // 128-192 B classes were not back when the owner asked: it carved fresh slabs of them
+    // (about 1000 blocks; no slab was taken over from another heap). The cause is not found
+    // (bench/README.md, "Hot lists count nothing"); hence 90%, not 95%.
     assert!(
         reused > N * 90 / 100,
-        "only {reused} of {N} blocks came from the remotely freed slabs ({} slabs taken over \
-         from other heaps meanwhile)",
-        taken_over(&stats::collect()) - before_again
+        "only {reused} of {N} blocks came from the remotely freed slabs ({} new slabs \
+         meanwhile)",
+        pool::SLABS_ACQUIRED.load(Relaxed) - slabs
     );
     assert!(
         pool::SLABS_ACQUIRED.load(Relaxed) - slabs < 40,
