@@ -519,6 +519,7 @@ unsafe fn format_slab(s: *mut Slab, c: usize, heap: *mut Heap) {
         (*s).class = c as u8;
         (*s).bin_offset = (c * crate::tls::BIN_BYTES) as u16;
         (*s).flags = 0;
+        (*s).purged = false; // its pages are written from here on
         (*s).used_full = 0;
         (*s).carved.store(0, Relaxed);
         (*s).capacity = (superslab::slab_bytes(s) / bs as usize) as u32;

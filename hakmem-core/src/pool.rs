@@ -50,9 +50,10 @@ pub static SLABS_IN_USE: AtomicUsize = AtomicUsize::new(0);
 pub static SLABS_ACQUIRED: AtomicUsize = AtomicUsize::new(0);
 pub static SLABS_REUSED: AtomicUsize = AtomicUsize::new(0);
 
-/// Moves up to `want` free slabs of `kind` into `out` (from the pool, an empty SuperSlab, or,
-/// with `may_map`, a new one) under one lock; fewer (none) only when out of memory, or when
-/// a new SuperSlab would be needed and `may_map` is false.
+/// Moves up to `want` free slabs of `kind` onto the tail of `out`, in the pool's order (resident
+/// ones first), from the pool, an empty SuperSlab, or, with `may_map`, a new one, under one lock;
+/// fewer (none) only when out of memory, or when a new SuperSlab would be needed and `may_map`
+/// is false.
 pub fn acquire_slabs(kind: usize, want: usize, out: &mut SlabList, may_map: bool) {
     let mut p = POOL.lock();
     let mut got = 0;
@@ -98,7 +99,7 @@ unsafe fn took(s: *mut Slab, out: &mut SlabList) {
     // of the mapped SuperSlab holding `s`; `s` just left the pool, so it is on no other list.
     unsafe {
         (*superslab_of(s)).in_use += 1;
-        out.push(s);
+        out.push_back(s);
     }
 }
 
@@ -124,7 +125,10 @@ pub unsafe fn unformat(s: *mut Slab) {
 }
 
 /// Returns empty slabs (no live block, no pending remote free) to the pool under one lock,
-/// emptying `list`.
+/// emptying `list`. The pool's lists hand out resident slabs first: one whose pages are purged
+/// (`Slab::purged`) goes to the tail, any other to the head, so that a program's next slab is
+/// one whose pages it already paid for while the purged ones wait (jemalloc reuses dirty extents
+/// before muzzy and retained ones for the same reason).
 ///
 /// # Safety
 /// No thread will touch the slabs' blocks or descriptors again until they are reacquired.
@@ -156,19 +160,23 @@ pub unsafe fn release_slabs_locked(p: &mut Pool, list: &mut SlabList) {
         unsafe {
             (*ss).in_use -= 1;
             if (*ss).in_use == 0 {
+                let mut purged = (*s).purged;
                 for i in 0..(*ss).nslabs as usize {
                     let t = superslab::slab_at(ss, i);
                     if t != s {
+                        purged &= (*t).purged;
                         p.free_slabs[(*ss).kind as usize].remove(t);
                     }
                 }
                 (*ss).empty_since = now;
-                (*ss).purged = false;
+                (*ss).purged = purged;
                 (*ss).next = p.empty_ss;
                 p.empty_ss = ss;
+            } else if (*s).purged {
+                // Nothing resident (taken, never formatted, given back): last in line.
+                p.free_slabs[(*ss).kind as usize].push_back(s);
             } else {
                 (*s).empty_since = now;
-                (*s).purged = false;
                 p.free_slabs[(*ss).kind as usize].push(s);
             }
         }

@@ -50,8 +50,8 @@ const _: () = assert!(crate::remote_list::EMPTY == NIL);
 ///   read by every freeing thread to validate a block index.
 /// - `heap`, `thread_free`, `next_remote`: atomic, shared with freeing threads (see `remote`).
 /// - Owner-only (the heap's thread, or the shared heap's lock holder): `local_free`, `used`,
-///   `flags` and the list links `next`/`prev` while the slab belongs to a heap; no other thread
-///   reads them.
+///   `flags`, `purged` and the list links `next`/`prev` while the slab belongs to a heap (or
+///   waits in its slab cache); no other thread reads them.
 /// - Pool lock: `flags`, `next`/`prev`, `empty_since` and `purged` while the slab is in the
 ///   global pool (ownership moves between a heap and the pool only under that lock).
 ///
@@ -88,6 +88,8 @@ pub struct Slab {
     /// owner's frees (into the bin) count down from; leaving current recomputes it.
     pub used_full: u32,
     pub flags: u8,
+    /// Its pages were purged and nothing has written them since (a free slab's; set by the
+    /// decay, cleared when a heap formats the slab): the pool hands such slabs out last.
     pub purged: bool,
     /// Where the owner's free pushes a block: `&local_free`, or while the slab is a bin's
     /// current slab, `&bin.free` (`Bin::set` and `Bin::clear` move it). Null while unformatted.
@@ -412,6 +414,19 @@ impl SlabList {
         let s = self.head;
         if !s.is_null() {
             // SAFETY: `s` is the head of this list, as `remove` requires.
+            unsafe { self.remove(s) };
+        }
+        s
+    }
+
+    /// The tail, removed; null when the list is empty.
+    ///
+    /// # Safety
+    /// As for `pop`.
+    pub unsafe fn pop_back(&mut self) -> *mut Slab {
+        let s = self.tail;
+        if !s.is_null() {
+            // SAFETY: `s` is the tail of this list, as `remove` requires.
             unsafe { self.remove(s) };
         }
         s

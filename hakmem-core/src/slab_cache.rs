@@ -77,8 +77,10 @@ impl SlabCache {
         unsafe { (*sc).lists[kind].len == 0 }
     }
 
-    /// Keeps an empty slab (no live block, no pending remote free, in no list); a full cache
-    /// gives half its slabs back to the pool first.
+    /// Keeps an empty slab (no live block, no pending remote free, in no list) first in line; a
+    /// full cache gives half its slabs back to the pool, from the far end: those never used
+    /// since the pool handed them out (their pages may be purged) and the ones that emptied
+    /// longest ago, so that the heap keeps reusing pages that are resident.
     ///
     /// # Safety
     /// `sc` is the cache of a heap the caller owns, and `s` belongs to it, empty and in no list.
@@ -101,7 +103,7 @@ impl SlabCache {
             // no thread until reacquired, as `release_slabs` requires.
             unsafe {
                 while list.len > cap / 2 {
-                    back.push(list.pop());
+                    back.push(list.pop_back());
                 }
                 pool::release_slabs(&mut back);
                 add_single_writer(&(*sc).returns, 1);
