@@ -62,18 +62,15 @@ pub unsafe fn free_remote<const IN_CAGE: bool>(
             if IN_CAGE {
                 // A full list below its cap doubles here as on the owner's free; a closed one
                 // stays closed (it opens on the thread's own frees or allocations: a thread
-                // that only frees this class, a consumer, has no use for it).
+                // that only frees this class, a consumer, has no use for it). A class whose
+                // list opens on cross-thread frees (16-64 KiB) may open it here.
                 let bin = (tc as *mut u8).add((*s).bin_offset as usize) as *mut crate::tls::Bin;
                 let max = (*bin).hot_max;
-                if max != 0 && max < (*bin).hot_cap && grow_and_push(bin, a) {
-                    return;
-                }
-                // A class whose list opens on cross-thread frees (16-64 KiB).
-                if (crate::block_decay::FIRST_CLASS..heap::HOT_CLASSES).contains(&c)
-                    && (*bin).hot_cap == 0
-                    && heap::open_hot_remote(bin, c, a)
+                if (max != 0 && max < (*bin).hot_cap)
+                    || ((crate::block_decay::FIRST_CLASS..heap::HOT_CLASSES).contains(&c)
+                        && (*bin).hot_cap == 0)
                 {
-                    return;
+                    return free_remote_hot(tc, s, a, k, c, heap);
                 }
             }
             if crate::foreign::keep_quick(tc, c, a) {
@@ -86,15 +83,38 @@ pub unsafe fn free_remote<const IN_CAGE: bool>(
     unsafe { free_remote_slow(tc, s, a, k, c, heap) }
 }
 
-/// `heap::grow_hot` then `heap::push_hot`, out of line: a list doubles once per fill.
+/// `free_remote` for a block whose hot list may grow (full below its cap: it doubles once per
+/// fill) or open (`heap::open_hot_remote`): the list takes it if it can, otherwise
+/// `free_remote_slow`. Out of line, and a tail call from `free_remote`, whose common paths then
+/// save no registers.
 ///
 /// # Safety
-/// As for `heap::push_hot`.
+/// As for `free_remote_slow`, with `tc`'s heap attached and `a` a block of the cage.
 #[cold]
 #[inline(never)]
-unsafe fn grow_and_push(bin: *mut crate::tls::Bin, a: usize) -> bool {
-    // SAFETY: this fn's contract.
-    unsafe { heap::grow_hot(bin) && heap::push_hot(bin, a) }
+unsafe fn free_remote_hot(
+    tc: *mut ThreadCache,
+    s: *mut Slab,
+    a: usize,
+    k: u64,
+    c: usize,
+    heap: *mut Heap,
+) {
+    // SAFETY: this fn's contract: `tc` is this thread's cache with a heap attached, `s` names
+    // `a`'s bin, and `a` is a block of the cage of class `c`, tagged free, that this thread
+    // frees, as `grow_hot`, `push_hot` and `open_hot_remote` require.
+    unsafe {
+        let bin = (tc as *mut u8).add((*s).bin_offset as usize) as *mut crate::tls::Bin;
+        let max = (*bin).hot_max;
+        let taken = if max != 0 {
+            heap::grow_hot(bin) && heap::push_hot(bin, a)
+        } else {
+            heap::open_hot_remote(bin, c, a)
+        };
+        if !taken {
+            free_remote_slow(tc, s, a, k, c, heap);
+        }
+    }
 }
 
 /// `free_remote` past the hot list and the foreign cache's common case: a reissued block, a
