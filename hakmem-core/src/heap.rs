@@ -682,11 +682,14 @@ pub unsafe fn refill_or_borrow(heap: *mut Heap, c: usize, may_borrow: bool) -> (
 /// How many classes up a class may borrow a free block from: two, at most 1.5 times its size
 /// (four classes per doubling).
 pub(crate) const BORROW_CLASSES: usize = 2;
-/// The first class that borrows: 10 KiB, the medium kind. A class that borrows stays out of
-/// slabs, so each of its allocations past its bin's blocks is a borrow through the slow path:
-/// the small classes churn too fast for that (random_mixed: 161 instructions per pair with
-/// every class from 160 bytes borrowing, against 138; bench/README.md).
-pub(crate) const FIRST_BORROWER: usize = crate::size_class::calc_class_of(8 << 10) + 1;
+/// The first class that borrows: 1280 bytes. A class that borrows stays out of slabs, so each
+/// of its allocations past its bin's blocks is a borrow through the slow path: the classes up
+/// to 1 KiB churn too fast for that (random_mixed: 161 instructions per pair with every class
+/// from 160 bytes borrowing, against 138), while from 1 KiB up each class's own high-water
+/// mark costs whole 64 KiB slabs of a few blocks each (random_mixed_1k_8k: peak RSS 5.0 MiB
+/// with classes from 10 KiB borrowing, 4.6 from 1280 bytes, at 153 instructions per pair
+/// against 150; bench/README.md).
+pub(crate) const FIRST_BORROWER: usize = crate::size_class::calc_class_of(1 << 10) + 1;
 
 /// A free block of one of the `BORROW_CLASSES` classes above `c`, from the heap's bins (their
 /// hot lists, then their lists), for class `c`, which has no free block and no room left in

@@ -324,7 +324,7 @@ fn every_class_round_trips() {
     setup();
     for c in 0..NUM_CLASSES {
         let n = class_size(c);
-        // A class of 10 KiB or more out of slabs may hand out a free block of one of the next
+        // A class over 1 KiB out of slabs may hand out a free block of one of the next
         // two classes (this thread's heap may be a parked one, with such blocks in its bins).
         let most = if c >= crate::heap::FIRST_BORROWER {
             class_size((c + crate::heap::BORROW_CLASSES).min(NUM_CLASSES - 1))

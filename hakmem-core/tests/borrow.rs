@@ -1,4 +1,4 @@
-//! A size class of 10 KiB or more that is out of free blocks and slabs takes a free block of one
+//! A size class over 1 KiB that is out of free blocks and slabs takes a free block of one
 //! of the next two classes up from the thread's bins before it takes a new slab (`heap::borrow`).
 //! A binary of its own with one test: its thread must start with empty bins, and in the
 //! library's test binary it may attach a parked heap whose bins hold other tests' free blocks.
@@ -41,9 +41,17 @@ fn a_class_out_of_free_blocks_takes_one_of_the_next_two_classes_before_carving()
         let q = alloc::malloc(12_000);
         assert_eq!(q, d, "the borrowed block did not go back to its class");
         unsafe { alloc::free(q) };
+        // The classes over 1 KiB borrow too: 2500 bytes get a free 3 KiB block.
+        let d = alloc::malloc(3000);
+        assert_eq!(usable(d), 3 << 10);
+        unsafe { alloc::free(d) };
+        let p = alloc::malloc(2500);
+        assert_eq!(p, d, "2500 bytes carved a new block beside a free 3 KiB one");
+        unsafe { alloc::free(p) };
         // Three classes up (20 KiB from 32 KiB) is too far; so is a block whose free copies
-        // decay (14 KiB from 16 KiB).
-        for (far, n) in [(32_000, 20_000), (16_000, 14_000)] {
+        // decay (14 KiB from 16 KiB); and the classes up to 1 KiB, which churn too fast for
+        // the slow path's borrow, carve their own (1000 bytes beside a free 1280-byte block).
+        for (far, n) in [(32_000, 20_000), (16_000, 14_000), (1200, 1000)] {
             let f = alloc::malloc(far);
             unsafe { alloc::free(f) };
             let p = alloc::malloc(n);
