@@ -70,7 +70,7 @@ pub unsafe fn free_remote<const IN_CAGE: bool>(
                     || ((crate::block_decay::FIRST_CLASS..heap::HOT_CLASSES).contains(&c)
                         && (*bin).hot_cap == 0)
                 {
-                    return free_remote_hot(tc, s, a, k, c, heap);
+                    return free_remote_hot(tc, s, a, k);
                 }
             }
             if crate::foreign::keep_quick(tc, c, a) {
@@ -89,21 +89,16 @@ pub unsafe fn free_remote<const IN_CAGE: bool>(
 /// save no registers.
 ///
 /// # Safety
-/// As for `free_remote_slow`, with `tc`'s heap attached and `a` a block of the cage.
+/// As for `free_remote`, with `tc`'s heap attached, `a` a block of the cage tagged free and not
+/// yet published (so `s` keeps its format and owner heap as `free_remote` read them).
 #[cold]
 #[inline(never)]
-unsafe fn free_remote_hot(
-    tc: *mut ThreadCache,
-    s: *mut Slab,
-    a: usize,
-    k: u64,
-    c: usize,
-    heap: *mut Heap,
-) {
+unsafe fn free_remote_hot(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) {
     // SAFETY: this fn's contract: `tc` is this thread's cache with a heap attached, `s` names
-    // `a`'s bin, and `a` is a block of the cage of class `c`, tagged free, that this thread
-    // frees, as `grow_hot`, `push_hot` and `open_hot_remote` require.
+    // `a`'s bin and class, and `a` is a block of the cage, tagged free, that this thread
+    // frees, as `grow_hot`, `push_hot` and `open_hot_remote` require; `heap` is atomic.
     unsafe {
+        let (c, heap) = ((*s).class as usize, (*s).heap.load(Acquire));
         let bin = (tc as *mut u8).add((*s).bin_offset as usize) as *mut crate::tls::Bin;
         let max = (*bin).hot_max;
         let taken = if max != 0 {

@@ -46,7 +46,10 @@ fn a_class_out_of_free_blocks_takes_one_of_the_next_two_classes_before_carving()
         assert_eq!(usable(d), 3 << 10);
         unsafe { alloc::free(d) };
         let p = alloc::malloc(2500);
-        assert_eq!(p, d, "2500 bytes carved a new block beside a free 3 KiB one");
+        assert_eq!(
+            p, d,
+            "2500 bytes carved a new block beside a free 3 KiB one"
+        );
         unsafe { alloc::free(p) };
         // Three classes up (20 KiB from 32 KiB) is too far; so is a block whose free copies
         // decay (14 KiB from 16 KiB); and the classes up to 1 KiB, which churn too fast for
