@@ -183,7 +183,31 @@ fn fork_child_allocates_while_parent_threads_hold_the_allocator() {
             })
         })
         .collect();
+    // Where a child got to, in memory it shares with this process: if one hangs (once in
+    // several hundred runs of this binary, 2026-11-24, not reproduced since), the failure says
+    // at which step.
+    // SAFETY: a fresh shared anonymous page, unmapped only at the end of the process.
+    let stage = unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED);
+        &*(p as *const std::sync::atomic::AtomicU8)
+    };
+    const STEPS: [&str; 5] = [
+        "forked",
+        "small blocks allocated",
+        "a 4 MiB block allocated",
+        "a thread spawned",
+        "the thread joined",
+    ];
     for _ in 0..60 {
+        stage.store(0, Relaxed);
         // SAFETY: the child only allocates, spawns one thread and leaves with _exit; an alarm
         // kills it if a lock left held across fork makes it hang.
         let pid = unsafe { libc::fork() };
@@ -191,9 +215,14 @@ fn fork_child_allocates_while_parent_threads_hold_the_allocator() {
         if pid == 0 {
             unsafe { libc::alarm(10) };
             let v: Vec<String> = (0..10_000).map(|i| i.to_string()).collect();
+            stage.store(1, Relaxed);
             let big = vec![1u8; 4 << 20];
+            stage.store(2, Relaxed);
             let t = std::thread::spawn(|| (0..1000).map(Box::new).map(|b| *b).sum::<i32>());
-            let ok = v[9999] == "9999" && big[(4 << 20) - 1] == 1 && t.join().unwrap() == 499_500;
+            stage.store(3, Relaxed);
+            let sum = t.join().unwrap();
+            stage.store(4, Relaxed);
+            let ok = v[9999] == "9999" && big[(4 << 20) - 1] == 1 && sum == 499_500;
             unsafe { libc::_exit(if ok { 0 } else { 1 }) };
         }
         let mut status = 0;
@@ -201,7 +230,8 @@ fn fork_child_allocates_while_parent_threads_hold_the_allocator() {
         assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
         assert!(
             libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            "child status {status:#x}"
+            "child status {status:#x}, last step done: {}",
+            STEPS[stage.load(Relaxed) as usize]
         );
     }
     stop.store(true, Relaxed);
