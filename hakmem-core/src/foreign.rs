@@ -29,6 +29,12 @@
 //! do, and sending it home would only make its owner's next allocation of it a cold one and park
 //! it in a slab whose owner may have exited (`bench/README.md`, "Reissued blocks of a hand-off").
 //!
+//! A class keeps at most `CLASS_BYTES` of blocks, and only `CLOSED_BYTES` while the thread
+//! neither has its hot list of the class open nor has ever taken a block of the class from this
+//! cache: a thread that only frees a class (the main thread that frees what exited workers handed
+//! it) would hold its blocks for nothing, keeping their slabs' pages in use while the owners
+//! carve new ones (`bench/README.md`, "A thread that only frees keeps little").
+//!
 //! Blocks go back to their owners in bulk: when a class's cache is full, its older half is sent,
 //! each run of blocks of one slab linked first and pushed with one CAS; at thread exit, at
 //! `malloc_trim`, all of them. The cache holds bare addresses in this thread's TLS, never links
@@ -70,6 +76,11 @@ const CLASS_BYTES: usize = 32 << 10;
 #[repr(C)]
 pub struct ForeignBin {
     pub n: usize,
+    /// How many blocks it keeps: 0 until its first block, then `cap_of(c, closed(tc, c))` as it
+    /// stood when the class last filled (`keep` looks again then).
+    pub cap: u32,
+    /// This thread has taken a block of this class from its cache (it reuses what it keeps).
+    pub took: bool,
     pub slots: [usize; SLOTS],
     /// Frees of blocks other threads allocated, in the window.
     pub genuine: u32,
@@ -82,6 +93,8 @@ pub struct ForeignBin {
 impl ForeignBin {
     pub const EMPTY: ForeignBin = ForeignBin {
         n: 0,
+        cap: 0,
+        took: false,
         slots: [0; SLOTS],
         genuine: 0,
         again: 0,
@@ -109,9 +122,13 @@ fn hand_off(f: &mut ForeignBin, own_frees: u64) -> bool {
     keep
 }
 
-/// How many blocks class `c` keeps.
-const fn cap(c: usize) -> usize {
-    let by_bytes = CLASS_BYTES / CLASS_SIZE[c] as usize;
+/// Most bytes one class keeps while the thread has made few blocks of it (its hot list of it is
+/// closed) and has taken none of it from this cache: it may never reuse what it keeps.
+const CLOSED_BYTES: usize = 8 << 10;
+
+/// How many blocks class `c` keeps, with `bytes` per class.
+const fn cap(c: usize, bytes: usize) -> usize {
+    let by_bytes = bytes / CLASS_SIZE[c] as usize;
     if by_bytes < 2 {
         2
     } else if by_bytes > SLOTS {
@@ -121,15 +138,38 @@ const fn cap(c: usize) -> usize {
     }
 }
 
-static CAP: [u8; FOREIGN_CLASSES] = {
-    let mut t = [0u8; FOREIGN_CLASSES];
+const _: () = assert!(FOREIGN_CLASSES <= crate::size_class::NUM_CLASSES);
+
+/// `cap` per class: [open (the thread makes or reuses blocks of it), closed].
+static CAP: [[u8; 2]; FOREIGN_CLASSES] = {
+    let mut t = [[0u8; 2]; FOREIGN_CLASSES];
     let mut c = 0;
     while c < FOREIGN_CLASSES {
-        t[c] = cap(c) as u8;
+        t[c] = [cap(c, CLASS_BYTES) as u8, cap(c, CLOSED_BYTES) as u8];
         c += 1;
     }
     t
 };
+
+/// Whether class `c` keeps only its closed cap in the cache of `tc`: the thread has made few
+/// blocks of it (its hot list of it is closed) and has taken none of it from this cache.
+///
+/// # Safety
+/// `tc` is this thread's cache and `c < FOREIGN_CLASSES`.
+#[inline(always)]
+unsafe fn closed(tc: *mut ThreadCache, c: usize) -> bool {
+    // SAFETY: `tc` is this thread's cache, so its bins are read by this thread alone; `c` is
+    // below FOREIGN_CLASSES (this fn's contract), which is at most NUM_CLASSES (asserted above),
+    // the length of `bins`, and is the length of `foreign`.
+    unsafe { (*tc).bins.get_unchecked(c).hot_max == 0 && !(*tc).foreign.get_unchecked(c).took }
+}
+
+/// How many blocks class `c < FOREIGN_CLASSES` keeps, open or closed.
+#[inline(always)]
+fn cap_of(c: usize, closed: bool) -> usize {
+    // SAFETY: `CAP` has FOREIGN_CLASSES rows of two.
+    unsafe { *CAP.get_unchecked(c).get_unchecked(closed as usize) as usize }
+}
 
 /// `keep`'s common case, inline in the remote free: a block of a class the cache keeps, not
 /// one this thread took from it lately, into a class with room. False (nothing changed)
@@ -149,7 +189,7 @@ pub unsafe fn keep_quick(tc: *mut ThreadCache, c: usize, a: usize) -> bool {
             return false;
         }
         let f = (*tc).foreign.get_unchecked_mut(c);
-        if f.n >= *CAP.get_unchecked(c) as usize {
+        if f.n >= f.cap as usize {
             return false;
         }
         f.genuine = f.genuine.saturating_add(1);
@@ -188,8 +228,22 @@ pub unsafe fn keep(tc: *mut ThreadCache, c: usize, a: usize) -> bool {
         } else {
             f.genuine = f.genuine.saturating_add(1);
         }
-        if f.n >= CAP[c] as usize {
-            pass_oldest(f, c);
+        if f.n >= f.cap as usize {
+            let closed = closed(tc, c);
+            f.cap = cap_of(c, closed) as u32;
+            if f.n >= f.cap as usize {
+                // A closed class passes its whole cache on, so that its batches are as big as
+                // an open class's half (the consumer of a producer/consumer pair takes none).
+                pass_oldest(
+                    f,
+                    c,
+                    if closed {
+                        f.n.min(transfer::BATCH)
+                    } else {
+                        f.n / 2
+                    },
+                );
+            }
         }
         *f.slots.get_unchecked_mut(f.n) = a;
         f.n += 1;
@@ -234,6 +288,7 @@ pub unsafe fn take_cached(tc: *mut ThreadCache, c: usize) -> *mut u8 {
             return core::ptr::null_mut();
         }
         f.n -= 1;
+        f.took = true;
         let a = *f.slots.get_unchecked(f.n);
         freelist::clear_tag(a);
         *(*tc).reissued.get_unchecked_mut(reissued_slot(a)) = a;
@@ -256,12 +311,11 @@ pub unsafe fn flush(tc: *mut ThreadCache) {
     }
 }
 
-/// Passes the older half of a full class on to the transfer cache (or, when that is full or
-/// busy, back to the owners) and moves the newer half down.
+/// Passes the oldest `half` blocks (1..=`transfer::BATCH` of them) of a full class on to the
+/// transfer cache (or, when that is full or busy, back to the owners) and moves the rest down.
 #[cold]
 #[inline(never)]
-fn pass_oldest(f: &mut ForeignBin, c: usize) {
-    let half = f.n / 2;
+fn pass_oldest(f: &mut ForeignBin, c: usize, half: usize) {
     if !transfer::put(c, &f.slots[..half]) {
         // SAFETY: the blocks in a foreign cache are free blocks of formatted slabs held by this
         // thread alone (see `keep`), as `send` requires.

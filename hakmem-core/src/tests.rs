@@ -627,6 +627,47 @@ fn remote_word(s: usize) -> usize {
     }
 }
 
+/// How many blocks of class `c` this thread's foreign cache holds.
+fn foreign_held(c: usize) -> usize {
+    // SAFETY: the calling thread's own cache, read by it alone.
+    unsafe { (*crate::tls::thread_cache()).foreign[c].n }
+}
+
+#[test]
+fn a_thread_that_only_frees_a_class_keeps_few_of_its_foreign_blocks() {
+    setup();
+    let c = crate::size_class::class_of(4096);
+    let theirs: Vec<usize> = (0..32).map(|_| alloc::malloc(4096) as usize).collect();
+    std::thread::spawn(move || {
+        unsafe { alloc::free(alloc::malloc(16)) }; // this thread has a heap from here on
+                                                   // It frees 16 blocks of 4 KiB that another thread made and makes none: it would never
+                                                   // reuse more than a few of them, so it keeps at most 8 KiB (the open cap is 32 KiB).
+        let mut most = 0;
+        for &p in &theirs[..16] {
+            unsafe { alloc::free(p as *mut u8) };
+            most = most.max(foreign_held(c));
+        }
+        assert!(
+            (1..=2).contains(&most),
+            "a thread that only frees 4 KiB blocks kept {most} of them"
+        );
+        // Once it reuses one, it keeps up to the open cap.
+        let q = alloc::malloc(4096) as usize;
+        assert!(theirs.contains(&q), "the kept block is the next one");
+        unsafe { alloc::free(q as *mut u8) };
+        for &p in &theirs[16..] {
+            unsafe { alloc::free(p as *mut u8) };
+            most = most.max(foreign_held(c));
+        }
+        assert!(
+            most > 2,
+            "a thread that reuses what it keeps kept only {most} blocks of 4 KiB"
+        );
+    })
+    .join()
+    .unwrap();
+}
+
 #[test]
 fn a_kept_block_the_thread_reused_and_frees_again_goes_home() {
     setup();
