@@ -7,8 +7,11 @@ Each setting runs PROGRAM with LD_PRELOAD=LIB and its environment; runs are inte
 (A B C A B C ...). ENV is VAR=VALUE[,VAR=VALUE...]; the pseudo-variable LIB=PATH gives that setting
 its own library instead of --lib (an A/B check of two builds, or hakmem against mimalloc:
 `--set hk=LIB=target/release/libhakmem.so --set mi=LIB=target/release/libhakmem_bench_mimalloc.so`). Reports the median and min-max of the program's `ops_per_sec=` value and of
-its peak RSS (from wait4), and each setting's ratio to the first one. Default settings are the
-three profiles: fast, balanced, lean. Every library is verified first (scripts/verify_symbols.sh).
+its peak RSS (from wait4), and each setting's ratio to the first one; then, for each other
+setting, the median and min-max of its ratio to the first one within each round (the runs of a
+round follow each other, so on a host whose speed drifts or jumps between levels these ratios are
+steadier than the ratio of the medians). Default settings are the three profiles: fast,
+balanced, lean. Every library is verified first (scripts/verify_symbols.sh).
 """
 import argparse, os, re, statistics, subprocess, sys, tempfile
 
@@ -36,6 +39,7 @@ def main():
     if not os.access(spawn, os.X_OK):
         sys.exit("bench/build/spawn is missing: run `make bench` once (or gcc -O2 -o bench/build/spawn bench/src/spawn.c)")
     res = {n: ([], []) for n, _, _ in settings}
+    rounds = [{} for _ in range(a.reps)]  # round -> name -> (ops/s, peak RSS MiB)
     ru_file = os.path.join(tempfile.mkdtemp(), "rusage")
     for r in range(a.reps):
         for name, lib, extra in settings:
@@ -51,6 +55,7 @@ def main():
             maxrss_mib = float(open(ru_file).read().split()[0]) / 1024.0
             res[name][0].append(float(m.group(1)))
             res[name][1].append(maxrss_mib)
+            rounds[r][name] = (float(m.group(1)), maxrss_mib)
             print(f"  run {r + 1}/{a.reps} {name}: {float(m.group(1)):.0f} ops/s, peak RSS {maxrss_mib:.1f} MiB", file=sys.stderr)
     base = settings[0][0]
     bt = statistics.median(res[base][0]) if res[base][0] else 0
@@ -63,6 +68,16 @@ def main():
             continue
         mt, mr = statistics.median(t), statistics.median(rss)
         print(f"{name:10} {mt:14.0f} {f'({min(t):.0f}-{max(t):.0f})':>25} {mt / bt if bt else 0:8.2f} {mr:13.1f} {f'({min(rss):.1f}-{max(rss):.1f})':>15} {mr / br if br else 0:8.2f}")
+
+    for name, _, _ in settings[1:]:
+        pairs = [(rd[name], rd[base]) for rd in rounds if name in rd and base in rd]
+        if not pairs:
+            continue
+        sp = [x[0] / y[0] for x, y in pairs if y[0]]
+        rs = [x[1] / y[1] for x, y in pairs if y[1]]
+        print(f"{name} / {base} per round: ops/s {statistics.median(sp):.3f} ({min(sp):.3f}-{max(sp):.3f}),"
+              f" peak RSS {statistics.median(rs):.3f} ({min(rs):.3f}-{max(rs):.3f}), {len(pairs)} rounds")
+
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """scripts/compare_profiles.py: a setting's LIB=PATH runs (and verifies) that library; a library
-that fails verification stops the comparison.
+that fails verification stops the comparison; each other setting gets its per-round ratio line.
 
 usage: python3 scripts/test_compare_profiles.py LIB (hakmem's library)
 """
@@ -34,8 +34,11 @@ def main():
     assert r.returncode == 0, r.stdout + r.stderr
     passes = [l for l in r.stdout.splitlines() if l.startswith("verify: PASS")]
     assert len(passes) == 2, f"each library verified once, got:\n{r.stdout}"
-    rows = {l.split()[0]: l for l in r.stdout.splitlines()[-2:]}
+    lines = r.stdout.splitlines()
+    rows = {l.split()[0]: l for l in lines[-3:-1]}
     assert set(rows) == {"a", "b"} and "FAILED" not in r.stdout, r.stdout
+    # The last line: b's ratio to a within each round (one round here).
+    assert lines[-1].startswith("b / a per round: ops/s ") and lines[-1].endswith(", 1 rounds"), r.stdout
     missing = os.path.join(work, "libmissing.so")
     r = run(f"a=LIB={lib}", f"b=LIB={missing}")
     assert r.returncode != 0 and f"verification of {missing} failed" in r.stderr, r.stdout + r.stderr
