@@ -35,10 +35,12 @@
 //! it) would hold its blocks for nothing, keeping their slabs' pages in use while the owners
 //! carve new ones (`bench/README.md`, "A thread that only frees keeps little").
 //!
-//! Blocks go back to their owners in bulk: when a class's cache is full, its older half is sent,
-//! each run of blocks of one slab linked first and pushed with one CAS; at thread exit, at
-//! `malloc_trim`, all of them. The cache holds bare addresses in this thread's TLS, never links
-//! in the blocks, and every block in it carries the free tag, so a double free is still caught.
+//! Blocks leave in bulk: when a class's cache is full, its older half (a closed class's whole
+//! cache, up to a batch) goes to the transfer cache for other threads, or when that is full back
+//! to the owners, each run of blocks of one slab linked first and pushed with one CAS; at thread
+//! exit, at `malloc_trim`, all of them go to the owners. The cache holds bare addresses in this
+//! thread's TLS, never links in the blocks, and every block in it carries the free tag, so a
+//! double free is still caught.
 
 use crate::freelist;
 use crate::remote_list;
@@ -66,7 +68,7 @@ fn reissued_slot(a: usize) -> usize {
 /// Most blocks one class keeps.
 pub const SLOTS: usize = 32;
 
-// An overflowing class hands the transfer cache half its slots as one batch.
+// An overflowing class hands the transfer cache at most half its slots as one batch.
 const _: () = assert!(transfer::CLASSES == FOREIGN_CLASSES && transfer::BATCH == SLOTS / 2);
 /// Most bytes one class keeps (fewer slots for bigger blocks).
 const CLASS_BYTES: usize = 32 << 10;
@@ -311,18 +313,18 @@ pub unsafe fn flush(tc: *mut ThreadCache) {
     }
 }
 
-/// Passes the oldest `half` blocks (1..=`transfer::BATCH` of them) of a full class on to the
+/// Passes the oldest `n` blocks (1..=`transfer::BATCH` of them) of a full class on to the
 /// transfer cache (or, when that is full or busy, back to the owners) and moves the rest down.
 #[cold]
 #[inline(never)]
-fn pass_oldest(f: &mut ForeignBin, c: usize, half: usize) {
-    if !transfer::put(c, &f.slots[..half]) {
+fn pass_oldest(f: &mut ForeignBin, c: usize, n: usize) {
+    if !transfer::put(c, &f.slots[..n]) {
         // SAFETY: the blocks in a foreign cache are free blocks of formatted slabs held by this
         // thread alone (see `keep`), as `send` requires.
-        unsafe { send(&f.slots[..half]) };
+        unsafe { send(&f.slots[..n]) };
     }
-    f.slots.copy_within(half..f.n, 0);
-    f.n -= half;
+    f.slots.copy_within(n..f.n, 0);
+    f.n -= n;
 }
 
 /// Fills the empty class `c` with a batch from the transfer cache; false if none came.
