@@ -25,12 +25,12 @@ static void *worker(void *arg)
     rng_seed(&r, j->seed ^ (j->round << 32) ^ (j->thread << 16));
     for (uint64_t i = 0; i < j->ops; i++) {
         uint64_t x = rng_next(&r);
-        size_t k = (size_t)(x % j->nslots);
+        size_t k = (size_t)below(x, j->nslots);
         if (!tag_ok(s->blk[k], s->size[k], s->tag[k]))
             die("round %" PRIu64 " thread %" PRIu64 ": slot %zu corrupted", j->round, j->thread, k);
         s->checksum += s->tag[k];
         free(s->blk[k]);
-        size_t n = (size_t)(j->min + (x >> 32) % (j->max - j->min + 1));
+        size_t n = (size_t)(j->min + below(x << 32, j->max - j->min + 1));
         void *p = malloc(n);
         if (!p)
             die("malloc(%zu) failed", n);

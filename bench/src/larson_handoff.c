@@ -70,12 +70,12 @@ static void *worker(void *arg)
         rng_seed(&r, j->seed ^ (k << 24) ^ (j->id << 8));
         for (uint64_t i = 0; i < j->batch; i++) {
             uint64_t x = rng_next(&r);
-            size_t slot = (size_t)(x % j->nslots);
+            size_t slot = (size_t)below(x, j->nslots);
             if (!tag_ok(s->blk[slot], s->size[slot], s->tag[slot]))
                 die("thread %" PRIu64 " batch %" PRIu64 ": slot %zu corrupted", j->id, k, slot);
             s->checksum += s->tag[slot];
             free(s->blk[slot]);
-            size_t n = (size_t)(j->min + (x >> 32) % (j->max - j->min + 1));
+            size_t n = (size_t)(j->min + below(x << 32, j->max - j->min + 1));
             void *p = malloc(n);
             if (!p)
                 die("malloc(%zu) failed", n);

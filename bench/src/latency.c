@@ -137,7 +137,7 @@ int main(int argc, char **argv)
     uint64_t t0 = now_ns();
     for (uint64_t i = 0; i < iters; i++) {
         uint64_t x = rng_next(&r);
-        size_t k = (size_t)(x % ws);
+        size_t k = (size_t)below(x << 10, ws); /* bits under the 10 that pick big blocks */
         if (slot[k]) {
             if (!tag_ok(slot[k], size[k], tag[k]))
                 die("slot %zu corrupted at step %" PRIu64, k, i);
@@ -149,7 +149,7 @@ int main(int argc, char **argv)
             hist_add(&ha, d);
         }
         size_t n = (x >> 54) < bigpm * 1024 / 1000 ? (size_t)rng_range(&r, max, bigmax)
-                                                    : (size_t)(min + (x >> 20) % (max - min + 1));
+                                                    : (size_t)(min + below(x << 44, max - min + 1));
         uint64_t a = ticks();
         void *p = malloc(n);
         uint64_t d = ticks() - a;

@@ -70,11 +70,11 @@ static void *worker(void *arg)
         j->blk[k] = make(j, &r, k);
     for (uint64_t i = 0; i < j->ops; i++) {
         uint64_t x = rng_next(&r);
-        size_t k = (size_t)(x % j->ws);
+        size_t k = (size_t)below(x, j->ws);
         uint64_t *old = j->blk[k];
         uint64_t tag = check(old);
-        if ((x >> 40) % j->share == 0) {
-            old = atomic_exchange_explicit(&j->xs[(x >> 20) % j->nx], old, memory_order_acq_rel);
+        if (below(x << 40, j->share) == 0) {
+            old = atomic_exchange_explicit(&j->xs[below(x << 20, j->nx)], old, memory_order_acq_rel);
             if (old)
                 tag = check(old);
         }

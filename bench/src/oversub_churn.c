@@ -40,7 +40,7 @@ static void *worker(void *arg)
     rng_seed(&r, j->seed ^ (j->id << 20));
     for (uint64_t i = 0; i < j->ops; i++) {
         uint64_t x = rng_next(&r);
-        size_t k = (size_t)((x >> 8) % j->nslots);
+        size_t k = (size_t)below(x, j->nslots);
         size_t n = (size_t)rng_log_range(&r, 16, j->max);
         unsigned action = (unsigned)(x & 0xff) % 10;
         if (action < 7) {

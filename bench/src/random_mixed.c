@@ -28,14 +28,14 @@ int main(int argc, char **argv)
     uint64_t t0 = now_ns();
     for (uint64_t i = 0; i < iters; i++) {
         uint64_t x = rng_next(&r);
-        size_t k = (size_t)(x % ws);
+        size_t k = (size_t)below(x, ws);
         if (slot[k]) {
             if (!tag_ok(slot[k], size[k], tag[k]))
                 die("block of %zu bytes in slot %zu corrupted at step %" PRIu64, size[k], k, i);
             checksum += tag[k];
             free(slot[k]);
         }
-        size_t n = (size_t)(min + (x >> 32) % (max - min + 1));
+        size_t n = (size_t)(min + below(x << 32, max - min + 1));
         void *p = malloc(n);
         if (!p)
             die("malloc(%zu) failed", n);

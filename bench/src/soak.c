@@ -41,7 +41,7 @@ static void *worker(void *arg)
     uint64_t sum = 0, i = 0;
     while (!atomic_load_explicit(&w->stop, memory_order_relaxed)) {
         for (int b = 0; b < 1024; b++, i++) {
-            size_t k = (size_t)(rng_next(&r) % w->ws);
+            size_t k = (size_t)below(rng_next(&r), w->ws);
             if (slot[k]) {
                 if (!tag_ok(slot[k], size[k], tag[k]))
                     die("worker %" PRIu64 ": slot %zu corrupted", w->id, k);

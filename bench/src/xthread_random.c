@@ -44,7 +44,7 @@ static void *worker(void *arg)
     rng_seed(&r, j->seed ^ (j->id << 20));
     for (uint64_t i = 0; i < j->ops; i++) {
         size_t n = (size_t)rng_log_range(&r, j->min, j->max);
-        size_t k = (size_t)(rng_next(&r) % j->nslots);
+        size_t k = (size_t)below(rng_next(&r), j->nslots);
         uint64_t *p = make_block((j->id << 40) | i, n);
         j->made += mix64(p[0]);
         uint64_t *old = atomic_exchange_explicit(&j->slots[k], p, memory_order_acq_rel);
