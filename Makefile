@@ -64,7 +64,7 @@ test-debug:
 test-verify: lib
 	bash scripts/test_verify_symbols.sh $(LIB)
 
-# The benchmark runner's own logic (its run order).
+# The benchmark runner's own logic (its run order), and no hardware divide in the workloads' loops.
 test-bench:
 	python3 bench/test_runner.py
 

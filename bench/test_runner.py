@@ -1,10 +1,16 @@
 #!/usr/bin/env python3
 """Self-test of the runner's run order (`make test-bench`): over a whole square every allocator
 takes each place equally often and follows every other one equally often, so that neither a
-place nor a predecessor favours one allocator."""
+place nor a predecessor favours one allocator. Also checks that the workloads' loops divide
+only where listed (`NoDivideInLoops`)."""
 import collections
+import glob
 import importlib.util
 import os
+import re
+import shutil
+import subprocess
+import tempfile
 import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -30,6 +36,37 @@ class RunOrder(unittest.TestCase):
     def test_the_order_repeats_after_a_whole_square(self):
         self.assertEqual(runner.run_order(4, 1), runner.run_order(4, 5))
         self.assertEqual(runner.run_order(3, 0), runner.run_order(3, 6))
+
+
+class NoDivideInLoops(unittest.TestCase):
+    """A hardware divide in a workload's per-op loop made random_mixed measure the divider, not
+    the allocator (bench/README.md, "A divide in the benchmark's loop"): loops draw ranges with
+    `below()` from common.h. Each workload may keep only the divides listed here, which run once
+    per thread, round or batch, or beside work that dwarfs them."""
+
+    ALLOWED = {
+        "large": 1,  # a slot per step, beside mapping and touching up to 32 MiB
+        "larson": 1,  # the array a thread takes over, once per thread and round
+        "larson_handoff": 3,  # the mailbox ring, once per batch of 500 ops
+        "latency": 1,  # outside the timed loop
+        "realloc_growth": 2,  # a probe offset and a buffer per step, beside memsets up to 1 MiB
+        "soak": 3,  # the sampling clock, once per interval
+    }
+
+    def test_only_the_listed_divides(self):
+        if not shutil.which("gcc") or not shutil.which("objdump"):
+            self.skipTest("gcc and objdump are needed")
+        div = re.compile(r"\t(i?div[bwlq]?)\s")
+        with tempfile.TemporaryDirectory() as d:
+            for src in sorted(glob.glob(os.path.join(HERE, "src", "*.c"))):
+                name = os.path.basename(src)[:-2]
+                out = os.path.join(d, name)
+                subprocess.run(["gcc", *runner.CFLAGS, "-o", out, src, "-lm"], check=True)
+                asm = subprocess.run(["objdump", "-d", "--no-show-raw-insn", out], check=True,
+                                     capture_output=True, text=True).stdout
+                n = len(div.findall(asm))
+                self.assertLessEqual(n, self.ALLOWED.get(name, 0),
+                                     f"{name}: {n} integer divides; draw ranges with below() (common.h)")
 
 
 class SetThreads(unittest.TestCase):
