@@ -481,6 +481,7 @@ class Cell:
                 if xs:
                     self.details[k] = statistics.median(xs)
         self.ratio = None
+        self.round_ratio = None  # (median, min, max) of the ratios within each round
 
     def status_text(self):
         if self.unverified:
@@ -520,22 +521,39 @@ def summarize(workloads, allocs, runs, unverified, baseline):
             c = cells[w.name, a.name]
             if c.ok and base is not None and base.ok and base.median > 0 and c.median > 0:
                 c.ratio = c.median / base.median if w.higher_is_better else base.median / c.median
+                c.round_ratio = round_ratios(w, c.runs, base.runs)
     return cells
 
 
+def round_ratios(workload, runs, base_runs):
+    """The median, min and max of one allocator's ratio to the baseline within each round (the
+    runs of a round follow each other, so on a host whose speed drifts or jumps between levels
+    these are steadier than the ratio of the medians); None without a round in common."""
+    base = {r.round: r.value for r in base_runs if r.status == "ok" and r.value > 0}
+    xs = []
+    for r in runs:
+        b = base.get(r.round)
+        if r.status == "ok" and b and r.value > 0:
+            xs.append(r.value / b if workload.higher_is_better else b / r.value)
+    return (statistics.median(xs), min(xs), max(xs)) if xs else None
+
+
 def table_rows(workloads, allocs, cells, baseline):
-    header = ["workload", "allocator", "median", "min-max", "CV", f"vs {baseline}", "peak RSS", "wall"]
+    header = ["workload", "allocator", "median", "min-max", "CV", f"vs {baseline}", "per round",
+              "peak RSS", "wall"]
     rows = []
     for w in workloads:
         for a in allocs:
             c = cells[w.name, a.name]
             if c.ok:
                 lo, hi = fmt_metric(w, c.lo), fmt_metric(w, c.hi)
+                rr = c.round_ratio
                 rows.append([w.name, a.name, fmt_metric(w, c.median), f"{lo.split()[0]}-{hi}",
                              f"{100 * c.cv:.1f}%", f"{c.ratio:.2f}x" if c.ratio else "n/a",
+                             f"{rr[0]:.2f}x ({rr[1]:.2f}-{rr[2]:.2f})" if rr else "n/a",
                              fmt_kib(c.rss), f"{c.wall:.2f} s"])
             else:
-                rows.append([w.name, a.name, c.status_text(), "", "", "", "", ""])
+                rows.append([w.name, a.name, c.status_text(), "", "", "", "", "", ""])
     return header, rows
 
 
@@ -769,8 +787,10 @@ def write_report(outdir, argv, mode, reps, workloads, allocs, runs, cells, basel
         lines.append(f"- **{a.name}**: {lib_info(a)}" + (f" — {a.problem}" if a.problem else ""))
     lines += ["", "## Results", "",
               f"Median of the runs, min-max, coefficient of variation, ratio to {baseline} (above 1 = better: "
-              f"throughput / {baseline}'s, or {baseline}'s latency / this one's), median peak RSS "
-              "(`ru_maxrss` from `wait4`), median wall time of the whole process.", "",
+              f"throughput / {baseline}'s, or {baseline}'s latency / this one's), the same ratio taken within "
+              "each round (median and min-max: the runs of a round follow each other, so it holds when the "
+              "host's speed moves between rounds), median peak RSS (`ru_maxrss` from `wait4`), median wall "
+              "time of the whole process.", "",
               md_table(header, rows), "", "![ratio to " + baseline + "](chart.svg)", ""]
     if chart_png:
         lines += [f"(also rendered as `{os.path.basename(chart_png)}`)", ""]

@@ -69,6 +69,32 @@ class NoDivideInLoops(unittest.TestCase):
                                      f"{name}: {n} integer divides; draw ranges with below() (common.h)")
 
 
+class RoundRatios(unittest.TestCase):
+    @staticmethod
+    def runs(alloc, values):
+        return [runner.Run(workload="w", allocator=alloc, round=i + 1, status="ok", value=v)
+                for i, v in enumerate(values)]
+
+    def test_a_ratio_per_round_holds_when_the_host_changes_speed(self):
+        w = runner.Workload("w", "w", [], [], [], 1, 1, "w")
+        # The host runs at half speed in rounds 2 and 3: the medians (50 against 110) make
+        # the other allocator look 2.2x as fast; within each round it is 1.1x, 1.1x and 2.2x.
+        base, other = self.runs("mimalloc", [100, 50, 50]), self.runs("hakmem", [110, 55, 110])
+        med, lo, hi = runner.round_ratios(w, other, base)
+        self.assertAlmostEqual(med, 1.1)
+        self.assertAlmostEqual(lo, 1.1)
+        self.assertAlmostEqual(hi, 2.2)
+
+    def test_lower_is_better_inverts_and_failed_runs_drop_out(self):
+        w = runner.Workload("w", "w", [], [], [], 1, 1, "w", metric="p99_ns", higher_is_better=False)
+        base, other = self.runs("mimalloc", [60, 60, 60]), self.runs("hakmem", [40, 30, 50])
+        other[1].status = "FAILED"
+        med, lo, hi = runner.round_ratios(w, other, base)
+        self.assertAlmostEqual(lo, 60 / 50)
+        self.assertAlmostEqual(hi, 60 / 40)
+        self.assertAlmostEqual(med, (60 / 50 + 60 / 40) / 2)
+
+
 class SetThreads(unittest.TestCase):
     def test_threads_and_pairs_follow_the_count(self):
         larson = runner.Workload("larson", "larson", ["threads=4", "ops=1"], ["threads=4", "ops=2"],
