@@ -639,9 +639,10 @@ fn a_thread_that_only_frees_a_class_keeps_few_of_its_foreign_blocks() {
     let c = crate::size_class::class_of(4096);
     let theirs: Vec<usize> = (0..32).map(|_| alloc::malloc(4096) as usize).collect();
     std::thread::spawn(move || {
-        unsafe { alloc::free(alloc::malloc(16)) }; // this thread has a heap from here on
-                                                   // It frees 16 blocks of 4 KiB that another thread made and makes none: it would never
-                                                   // reuse more than a few of them, so it keeps at most 8 KiB (the open cap is 32 KiB).
+        // From here on this thread has a heap.
+        unsafe { alloc::free(alloc::malloc(16)) };
+        // It frees 16 blocks of 4 KiB that another thread made and makes none: it would never
+        // reuse more than a few of them, so it keeps at most 8 KiB (the open cap is 32 KiB).
         let mut most = 0;
         for &p in &theirs[..16] {
             unsafe { alloc::free(p as *mut u8) };
