@@ -66,7 +66,7 @@ fn malloc_beyond_lut(size: usize) -> *mut u8 {
         if c >= crate::block_decay::FIRST_CLASS {
             return decaying_class_alloc(c, size);
         }
-        alloc_class::<true>(c, size)
+        alloc_class(c, size)
     } else {
         large_alloc(size, 16, false)
     }
@@ -76,7 +76,7 @@ fn malloc_beyond_lut(size: usize) -> *mut u8 {
 /// line so that the other classes' path keeps its registers.
 #[inline(never)]
 fn decaying_class_alloc(c: usize, size: usize) -> *mut u8 {
-    let p = alloc_class::<false>(c, size);
+    let p = alloc_class(c, size);
     if !p.is_null() && !policy::checked() {
         // SAFETY: `p` is a block of a decaying class (at least 16 KiB) just handed out by this
         // thread, from its own heap or the shared one.
@@ -85,21 +85,17 @@ fn decaying_class_alloc(c: usize, size: usize) -> *mut u8 {
     p
 }
 
-/// Malloc of class `c` past the table: the hot list first, then the bin's list. `HOT_OFTEN`:
-/// the class's hot list is open in most threads; otherwise (the classes whose lists open only
-/// on cross-thread frees, `heap::open_hot_remote`) an empty list costs one load and one branch.
+/// Malloc of class `c` past the table: the hot list first, then the bin's list.
 #[inline(always)]
-fn alloc_class<const HOT_OFTEN: bool>(c: usize, size: usize) -> *mut u8 {
+fn alloc_class(c: usize, size: usize) -> *mut u8 {
     let tc = thread_cache();
     // SAFETY: `c < NUM_CLASSES`; the bin belongs to this thread; a non-null `free` is the head
     // of a list of blocks this thread owns.
     unsafe {
         let bin: *mut Bin = ptr::addr_of_mut!((*tc).bins).cast::<Bin>().add(c);
-        if HOT_OFTEN || (*bin).hot != 0 {
-            let b = heap::pop_hot(bin);
-            if !b.is_null() {
-                return b as *mut u8;
-            }
+        let b = heap::pop_hot(bin);
+        if !b.is_null() {
+            return b as *mut u8;
         }
         let b = heap::pop(bin);
         if !b.is_null() {
@@ -477,7 +473,7 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
     }
     if align <= PAGE {
         if let Some(c) = class_for_aligned(size, align) {
-            return alloc_class::<true>(c, size);
+            return alloc_class(c, size);
         }
     }
     large_alloc(size, align, false)

@@ -6,10 +6,10 @@
 //! its owner ever carved stay resident: a program whose live count of such blocks rose once to
 //! ten and then sits at two keeps ten blocks' pages (`soak`: the big classes' current slabs held
 //! 14 MiB resident for about 3 MiB live). So, as jemalloc decays the dirty pages of free extents,
-//! the owner walks its lists of free blocks of those classes now and then and purges the whole
-//! pages of each block but its first (which keeps the block's link, free tag and decay mark, so
-//! the lists and the double-free check are untouched): the next user of the block faults fresh
-//! zero pages in as it touches them.
+//! the owner walks its lists of free blocks of those classes (its slabs' lists and its hot
+//! lists) now and then and purges the whole pages of each block but its first (which keeps the
+//! block's link, free tag and decay mark, so the lists and the double-free check are
+//! untouched): the next user of the block faults fresh zero pages in as it touches them.
 //!
 //! Which blocks are idle: a walk marks every free block it finds (`SEEN`, in the block's third
 //! word), and malloc clears the mark of the block it hands out (for these classes only), so a
@@ -26,7 +26,7 @@ use crate::os::{self, PAGE};
 use crate::policy::{self, Opt};
 use crate::size_class::{calc_class_of, calc_class_size, NUM_CLASSES};
 use crate::slab::Slab;
-use crate::tls::ThreadCache;
+use crate::tls::{Bin, ThreadCache};
 use core::ptr;
 use core::sync::atomic::Ordering::Relaxed;
 
@@ -138,6 +138,7 @@ pub unsafe fn walk(heap: *mut Heap) -> usize {
             if !s.is_null() {
                 purged += purge_list(s, (*bin).free, kind);
             }
+            purged += purge_hot(bin, calc_class_size(c), kind);
             for list in [
                 ptr::addr_of!((*heap).partial[c]),
                 ptr::addr_of!((*heap).empty[c]),
@@ -173,6 +174,29 @@ unsafe fn purge_list(s: *mut Slab, head: u64, kind: os::PurgeKind) -> usize {
             purged += purge_block(a, size, kind);
             p = freelist::next_of(a);
             n += 1;
+        }
+    }
+    purged
+}
+
+/// `walk` for the hot list of `bin` (blocks of `size` bytes, of any slab in the cage, which the
+/// list's thread alone reaches): as many blocks as the list holds, up to a link that names no
+/// block of the cage (`pop_hot` refuses it and the slow path reports it).
+///
+/// # Safety
+/// The caller owns `bin`.
+unsafe fn purge_hot(bin: *mut Bin, size: usize, kind: os::PurgeKind) -> usize {
+    let mut purged = 0;
+    // SAFETY: the caller owns `bin` (this fn's contract); the list holds `hot_max - hot_room`
+    // free blocks, each the list's alone (`heap::push_hot`), so their words and pages are the
+    // caller's; a link that decodes outside the cage ends the walk before it is followed.
+    unsafe {
+        let mut a = (*bin).hot;
+        let mut n = (*bin).hot_max - (*bin).hot_room;
+        while n > 0 && a.wrapping_sub(crate::cage::base()).wrapping_sub(1) < crate::cage::limit() {
+            purged += purge_block(a, size, kind);
+            a = freelist::next_of(a) as usize;
+            n -= 1;
         }
     }
     purged
@@ -229,6 +253,62 @@ mod tests {
     fn interior(p: usize, size: usize) -> (usize, usize) {
         let lo = (p + KEEP + PAGE - 1) & !(PAGE - 1);
         (lo, ((p + size) & !(PAGE - 1)) - lo)
+    }
+
+    #[test]
+    fn idle_blocks_on_a_hot_list_decay_too_and_the_list_stays_intact() {
+        crate::init::ensure();
+        std::thread::spawn(|| {
+            const N: usize = 100_000;
+            let c = class_of(N);
+            let size = class_size(c);
+            // Past `HOT_AFTER` allocations of the class, so that its hot list opens.
+            let v: Vec<usize> = (0..80).map(|_| alloc::malloc(N) as usize).collect();
+            for &p in &v[..5] {
+                // SAFETY (test): `p` is a live block of `size` usable bytes.
+                unsafe { core::ptr::write_bytes(p as *mut u8, 0xcd, size) };
+            }
+            // SAFETY (test): this thread's heap and bins, which only this thread touches; the
+            // blocks are this thread's, freed once each.
+            unsafe {
+                let heap = (*thread_cache()).heap;
+                for &p in &v[..5] {
+                    alloc::free(p as *mut u8);
+                }
+                let bin = &raw const (*thread_cache()).bins[c];
+                assert_eq!(
+                    (*bin).hot_max - (*bin).hot_room,
+                    5,
+                    "the frees missed the hot list"
+                );
+                walk(heap);
+                let (lo, len) = interior(v[0], size);
+                assert_eq!(resident(lo, len), len / PAGE, "purged after one walk");
+                walk(heap);
+                for &p in &v[..5] {
+                    let (lo, len) = interior(p, size);
+                    assert_eq!(
+                        resident(lo, len),
+                        0,
+                        "an idle block on a hot list kept its pages"
+                    );
+                }
+                // The list is intact: the same blocks come back, newest first, zero past their
+                // first page.
+                for &p in v[..5].iter().rev() {
+                    let q = alloc::malloc(N) as usize;
+                    assert_eq!(q, p);
+                    let (lo, len) = interior(q, size);
+                    let s = core::slice::from_raw_parts(lo as *const u8, len);
+                    assert!(s.iter().all(|&b| b == 0));
+                }
+                for &p in &v {
+                    alloc::free(p as *mut u8);
+                }
+            }
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

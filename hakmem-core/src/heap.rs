@@ -224,33 +224,30 @@ pub unsafe fn push_hot(bin: *mut Bin, a: usize) -> bool {
 /// bounds what a thread keeps from its slabs' lists.
 const HOT_MAX: usize = 128;
 
-/// Classes that may have a hot list: blocks up to 64 KiB. Those of 16 KiB and more (whose free
-/// blocks decay: `block_decay` walks the slabs' lists, and a hot list hides blocks from it) get
-/// one only once the thread frees another thread's block of the class (`open_hot_remote`).
-pub const HOT_CLASSES: usize = crate::size_class::calc_class_of(64 << 10) + 1;
-
-/// How many blocks the hot list of class `c` may grow to: HAKMEM_HOT_KB's worth (four times
-/// that for 16-64 KiB blocks, of which it would hold only 2-8), at most `HOT_MAX`; none in
-/// checking mode (whose frees keep their own books) or without a cage, and none past
-/// `HOT_CLASSES`.
-fn hot_limit(c: usize) -> u16 {
-    if crate::policy::checked() || crate::cage::base() == 0 || c >= HOT_CLASSES {
-        return 0;
-    }
-    let mut bytes = (crate::policy::get(crate::policy::Opt::HotKb) as usize) << 10;
-    if c >= crate::block_decay::FIRST_CLASS {
-        bytes *= 4;
-    }
-    (bytes / crate::size_class::class_size(c)).min(HOT_MAX) as u16
+/// Bytes the hot list of a class whose free blocks decay (16 KiB and more) may hold: sixteen
+/// times HAKMEM_HOT_KB (2 MiB in the balanced profile; at 1 MiB random_mixed_256k ran 0.76x as
+/// fast). Without these lists a thread's frees of such blocks went back to their slabs, of a
+/// few blocks each, and nearly every malloc then switched slabs: random_mixed_256k ran at 0.6x
+/// tcmalloc (bench/README.md). Their idle blocks decay as those on the slabs' lists do
+/// (`block_decay::walk`); a thread that stops allocating these sizes keeps them until it exits
+/// or calls `malloc_trim`, as a thread keeps its slabs' free blocks.
+pub fn big_hot_bytes() -> usize {
+    (crate::policy::get(crate::policy::Opt::HotKb) as usize) << 14
 }
 
-/// The hot list a thread's bin of class `c` starts with (`attach`): `hot_limit`, but none yet
-/// for the classes whose free blocks decay.
+/// How many blocks the hot list of class `c` may grow to: HAKMEM_HOT_KB's worth, or
+/// `big_hot_bytes` for the classes whose free blocks decay, at most `HOT_MAX`; none in checking
+/// mode (whose frees keep their own books) or without a cage.
 pub fn hot_cap(c: usize) -> u16 {
-    if c >= crate::block_decay::FIRST_CLASS {
+    if crate::policy::checked() || crate::cage::base() == 0 {
         return 0;
     }
-    hot_limit(c)
+    let bytes = if c >= crate::block_decay::FIRST_CLASS {
+        big_hot_bytes()
+    } else {
+        (crate::policy::get(crate::policy::Opt::HotKb) as usize) << 10
+    };
+    (bytes / crate::size_class::class_size(c)).min(HOT_MAX) as u16
 }
 
 /// `hot_cap` of every class, worked out by the first thread that attaches (the policy and the
@@ -302,32 +299,6 @@ pub unsafe fn grow_hot(bin: *mut Bin) -> bool {
         (*bin).hot_max = new;
         (*bin).hot_room = new - max;
         true
-    }
-}
-
-/// A thread that allocates blocks of class `c` (16-64 KiB, whose free blocks decay) frees a block
-/// of another thread's: its bin's hot list of the class opens, as the smaller classes' do from
-/// the start, and takes the block, so that cross-thread traffic of these sizes is reused where it
-/// is freed instead of going back to its slab with a CAS and a drain (xthread_random, mt_mixed).
-/// A thread that only frees them (a consumer) or frees only its own (single-threaded programs,
-/// where the list's hit-or-miss branch was mispredicted: random_mixed_256k) keeps none, and
-/// `block_decay` keeps walking every free block of those. False (nothing changed) when the list
-/// stays closed.
-///
-/// # Safety
-/// `bin` is the calling thread's bin of class `c`, with a heap attached, whose hot list is closed
-/// (`hot_cap` 0), and `a` a live block of the cage of class `c` that the thread frees.
-#[cold]
-#[inline(never)]
-pub unsafe fn open_hot_remote(bin: *mut Bin, c: usize, a: usize) -> bool {
-    let cap = hot_limit(c);
-    // SAFETY: the caller's bin (this fn's contract); `allocs` is atomic.
-    unsafe {
-        if cap == 0 || (*bin).allocs.load(Relaxed) < HOT_AFTER {
-            return false;
-        }
-        (*bin).hot_cap = cap;
-        grow_hot(bin) && push_hot(bin, a)
     }
 }
 

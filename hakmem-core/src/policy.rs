@@ -74,7 +74,7 @@ pub static OPTIONS: &[OptDef] = &[
         name: "HAKMEM_HOT_KB",
         kind: Kind::Int { min: 0, max: 1024 },
         defaults: [256, 128, 16],
-        help: "KiB of its latest frees of each size class under 16 KiB a thread keeps on a hot list, handed out before its slabs' blocks (at most 128 blocks; 0: no hot lists); 4x for 16-64 KiB blocks, whose list opens once the thread frees another thread's block of the size",
+        help: "KiB of its latest frees of each size class under 16 KiB a thread keeps on a hot list, handed out before its slabs' blocks (at most 128 blocks; 0: no hot lists); 16x for blocks of 16-256 KiB",
     },
     OptDef {
         opt: Opt::RefillBatch,

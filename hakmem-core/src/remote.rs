@@ -62,14 +62,10 @@ pub unsafe fn free_remote<const IN_CAGE: bool>(
             if IN_CAGE {
                 // A full list below its cap doubles here as on the owner's free; a closed one
                 // stays closed (it opens on the thread's own frees or allocations: a thread
-                // that only frees this class, a consumer, has no use for it). A class whose
-                // list opens on cross-thread frees (16-64 KiB) may open it here.
+                // that only frees this class, a consumer, has no use for it).
                 let bin = (tc as *mut u8).add((*s).bin_offset as usize) as *mut crate::tls::Bin;
                 let max = (*bin).hot_max;
-                if (max != 0 && max < (*bin).hot_cap)
-                    || ((crate::block_decay::FIRST_CLASS..heap::HOT_CLASSES).contains(&c)
-                        && (*bin).hot_cap == 0)
-                {
+                if max != 0 && max < (*bin).hot_cap {
                     return free_remote_hot(tc, s, a, k);
                 }
             }
@@ -84,7 +80,7 @@ pub unsafe fn free_remote<const IN_CAGE: bool>(
 }
 
 /// `free_remote` for a block whose hot list may grow (full below its cap: it doubles once per
-/// fill) or open (`heap::open_hot_remote`): the list takes it if it can, otherwise
+/// fill, as far as `heap::grow_hot` lets it): the list takes it if it can, otherwise
 /// `free_remote_slow`. Out of line, and a tail call from `free_remote`, whose common paths then
 /// save no registers.
 ///
@@ -96,17 +92,11 @@ pub unsafe fn free_remote<const IN_CAGE: bool>(
 unsafe fn free_remote_hot(tc: *mut ThreadCache, s: *mut Slab, a: usize, k: u64) {
     // SAFETY: this fn's contract: `tc` is this thread's cache with a heap attached, `s` names
     // `a`'s bin and class, and `a` is a block of the cage, tagged free, that this thread
-    // frees, as `grow_hot`, `push_hot` and `open_hot_remote` require; `heap` is atomic.
+    // frees, as `grow_hot` and `push_hot` require; `heap` is atomic.
     unsafe {
         let (c, heap) = ((*s).class as usize, (*s).heap.load(Acquire));
         let bin = (tc as *mut u8).add((*s).bin_offset as usize) as *mut crate::tls::Bin;
-        let max = (*bin).hot_max;
-        let taken = if max != 0 {
-            heap::grow_hot(bin) && heap::push_hot(bin, a)
-        } else {
-            heap::open_hot_remote(bin, c, a)
-        };
-        if !taken {
+        if !(heap::grow_hot(bin) && heap::push_hot(bin, a)) {
             free_remote_slow(tc, s, a, k, c, heap);
         }
     }

@@ -951,8 +951,12 @@ fn a_hot_list_grows_while_its_thread_frees_the_class_and_stops_at_its_cap() {
             }
             assert_eq!(hot_len(big), 16);
             assert_eq!((*bins)[big].hot_max, 16);
-            // Classes whose free blocks decay keep none.
-            assert_eq!((*bins)[crate::block_decay::FIRST_CLASS].hot_cap, 0);
+            // Classes whose free blocks decay have `big_hot_bytes` of them, at most 128.
+            let first = crate::block_decay::FIRST_CLASS;
+            assert_eq!(
+                (*bins)[first].hot_cap as usize,
+                (crate::heap::big_hot_bytes() >> 14).min(128)
+            );
             for &p in v[200..].iter().chain(&w[20..]) {
                 alloc::free(p as *mut u8);
             }
@@ -1104,14 +1108,14 @@ fn handed_over<T: Send + 'static>(make: fn() -> T, body: impl FnOnce(T) + Send +
     a.join().unwrap();
 }
 
-/// Blocks of a class whose free blocks decay and whose lists open on cross-thread frees.
+/// Blocks of a class whose free blocks decay.
 const DECAYING: usize = 20 << 10;
 
 #[test]
-fn a_decaying_class_gets_a_hot_list_only_from_another_threads_block() {
+fn a_decaying_class_keeps_a_hot_list_of_its_threads_frees_and_of_another_threads_block() {
     setup();
     let c = crate::size_class::class_of(DECAYING);
-    assert!((crate::block_decay::FIRST_CLASS..crate::heap::HOT_CLASSES).contains(&c));
+    assert!(c >= crate::block_decay::FIRST_CLASS);
     // One block of the class from its owner.
     handed_over(
         || alloc::malloc(DECAYING) as usize,
@@ -1119,38 +1123,36 @@ fn a_decaying_class_gets_a_hot_list_only_from_another_threads_block() {
             // SAFETY (test): this thread's own bin; its own blocks and `p` (handed over) are
             // live and freed once each per time this thread got them.
             unsafe {
-                let bin = &raw mut (*crate::tls::thread_cache()).bins[c];
-                // Its own blocks, made and freed: no list (a single-threaded program keeps
-                // none, and `block_decay` sees every free block).
+                // Its own blocks, made and freed: past `HOT_AFTER` allocations, the list
+                // opens and takes them, newest first (their slabs held a few each, and every
+                // malloc switched slabs: random_mixed_256k).
                 let v: Vec<usize> = (0..100).map(|_| alloc::malloc(DECAYING) as usize).collect();
+                let bin = &raw mut (*crate::tls::thread_cache()).bins[c];
+                let cap = (crate::heap::big_hot_bytes() / crate::size_class::class_size(c)).min(128)
+                    as u16;
+                assert_eq!((*bin).hot_cap, cap);
+                assert!(cap >= 64, "a cap of {cap} blocks of 20 KiB");
                 for &q in &v[..50] {
                     alloc::free(q as *mut u8);
                 }
                 assert_eq!(
-                    (*bin).hot_cap,
-                    0,
-                    "an owner's frees opened a decaying class's list"
+                    hot_len(c),
+                    50,
+                    "an owner's frees of a decaying class missed its list"
                 );
-                assert_eq!(hot_len(c), 0);
-                // Another thread's block: the list opens and takes it, and malloc hands it out
-                // next.
+                assert_eq!(alloc::malloc(DECAYING) as usize, v[49]);
+                assert_eq!(hot_len(c), 49);
+                // Another thread's block goes onto it too, and malloc hands it out next.
                 alloc::free(p as *mut u8);
-                assert!(
-                    (*bin).hot_cap > 0,
-                    "another thread's block left the list closed"
-                );
-                assert_eq!(hot_len(c), 1, "another thread's block missed the hot list");
+                assert_eq!(hot_len(c), 50, "another thread's block missed the hot list");
                 assert_eq!(
                     alloc::malloc(DECAYING) as usize,
                     p,
                     "the hot list's block was not reused"
                 );
-                // The thread's own frees go onto it now.
-                alloc::free(v[50] as *mut u8);
-                assert_eq!(hot_len(c), 1);
                 alloc::trim();
                 assert_eq!(hot_len(c), 0);
-                for q in v[51..].iter().copied().chain([p]) {
+                for q in v[49..].iter().copied().chain([p]) {
                     alloc::free(q as *mut u8);
                 }
             }
@@ -1176,7 +1178,7 @@ fn a_thread_that_only_frees_a_decaying_class_keeps_no_hot_list_of_it() {
                 for q in v {
                     alloc::free(q as *mut u8);
                 }
-                assert_eq!((*crate::tls::thread_cache()).bins[c].hot_cap, 0);
+                assert_eq!((*crate::tls::thread_cache()).bins[c].hot_max, 0);
                 assert_eq!(hot_len(c), 0);
             }
         },

@@ -46,8 +46,8 @@ pub struct Bin {
     /// list (see `heap::pop_hot`).
     pub hot: usize,
     /// Blocks the hot list may still take; the most it holds now, which doubles each time it
-    /// fills up, up to `hot_cap` (0: none, every free goes to its slab: checking mode, the
-    /// biggest classes, a bin no thread attached or whose heap was detached).
+    /// fills up, up to `hot_cap` (0: none, every free goes to its slab: checking mode, a bin
+    /// no thread attached or whose heap was detached).
     pub hot_room: u16,
     pub hot_max: u16,
     pub hot_cap: u16,
