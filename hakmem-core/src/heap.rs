@@ -219,9 +219,9 @@ pub unsafe fn push_hot(bin: *mut Bin, a: usize) -> bool {
     true
 }
 
-/// The most blocks a bin's hot list holds. Bytes are bounded by HAKMEM_HOT_KB: blocks on a hot
-/// list stay counted in use by their slabs (a slab with one of them does not empty), so this
-/// bounds what a thread keeps from its slabs' lists.
+/// The most blocks a bin's hot list holds. Bytes are bounded by HAKMEM_HOT_KB (`hot_cap`):
+/// blocks on a hot list stay counted in use by their slabs (a slab with one of them does not
+/// empty), so this bounds what a thread keeps from its slabs' lists.
 const HOT_MAX: usize = 128;
 
 /// Bytes the hot list of a class whose free blocks decay (16 KiB and more) may hold: sixteen
