@@ -159,6 +159,8 @@ pub struct ThreadCache {
     pub remote_frees: [AtomicU64; NUM_CLASSES],
     pub heap: *mut Heap,
     pub state: usize,
+    /// Allocations of the classes whose free blocks decay (`block_decay::on_alloc`).
+    pub decay_tick: u32,
     /// Blocks of other heaps' slabs this thread freed, kept for its next allocations.
     pub foreign: [ForeignBin; FOREIGN_CLASSES],
     /// Blocks this thread took from its foreign cache lately (see `foreign::reissued`).
