@@ -85,6 +85,39 @@ fn decaying_class_alloc(c: usize, size: usize) -> *mut u8 {
     p
 }
 
+/// Calloc of class `c`, whose idle free blocks decay: the pages a walk purged with
+/// MADV_DONTNEED since the block was last freed read as zero already, so only the rest is
+/// zeroed (`block_decay::zeroed_past`), and those pages stay untouched until the program
+/// writes them, as glibc's and jemalloc's calloc leave fresh pages alone.
+#[inline(never)]
+fn decaying_class_calloc(c: usize, size: usize) -> *mut u8 {
+    let p = alloc_class(c, size);
+    if p.is_null() {
+        return p;
+    }
+    // SAFETY: `p` is a block of class `c` or one of the next classes up, just handed out
+    // and not yet the program's, of at least `size` bytes; the range `zeroed_past` gives lies
+    // inside it and reads as zero.
+    unsafe {
+        let mut zeroed = None;
+        if !policy::checked() {
+            zeroed = crate::block_decay::zeroed_past(p, c);
+            crate::block_decay::on_alloc(thread_cache(), p);
+        }
+        let (a, end) = (p as usize, p as usize + size);
+        match zeroed {
+            Some((lo, hi)) => {
+                ptr::write_bytes(p, 0, lo - a);
+                if hi < end {
+                    ptr::write_bytes(hi as *mut u8, 0, end - hi);
+                }
+            }
+            None => ptr::write_bytes(p, 0, size),
+        }
+    }
+    p
+}
+
 /// Malloc of class `c` past the table: the hot list first, then the bin's list.
 #[inline(always)]
 fn alloc_class(c: usize, size: usize) -> *mut u8 {
@@ -152,6 +185,11 @@ fn alloc_slow(size: usize, c: usize) -> *mut u8 {
             return ptr::null_mut();
         }
         add_single_writer(&(*tc).bins[d].allocs, 1);
+        if c < crate::block_decay::FIRST_CLASS && d >= crate::block_decay::FIRST_CLASS {
+            // A smaller class borrowed a block whose class decays: no `on_alloc` clears its
+            // mark on the way out.
+            crate::block_decay::clear_mark(b as *mut u8);
+        }
         b as *mut u8
     }
 }
@@ -333,6 +371,12 @@ pub fn calloc(n: usize, m: usize) -> *mut u8 {
     if total > MAX_SMALL {
         return large_alloc(total, 16, true);
     }
+    if total > LUT_MAX {
+        let c = class_of(total);
+        if c >= crate::block_decay::FIRST_CLASS {
+            return decaying_class_calloc(c, total);
+        }
+    }
     let p = malloc(total);
     if !p.is_null() {
         // SAFETY: `p` is a new block of at least `total` bytes.
@@ -473,7 +517,12 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
     }
     if align <= PAGE {
         if let Some(c) = class_for_aligned(size, align) {
-            return alloc_class(c, size);
+            let p = alloc_class(c, size);
+            if c >= crate::block_decay::FIRST_CLASS && !p.is_null() {
+                // SAFETY: `p` is a block of a decaying class just handed out.
+                unsafe { crate::block_decay::clear_mark(p) };
+            }
+            return p;
         }
     }
     large_alloc(size, align, false)

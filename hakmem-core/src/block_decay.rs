@@ -107,6 +107,43 @@ unsafe fn look_from(tc: *mut ThreadCache) {
     }
 }
 
+/// Clears the decay mark of block `p` of a decaying class that malloc hands out on a path
+/// other than `on_alloc`'s (an aligned allocation, a smaller class borrowing it): every block
+/// handed out has no mark, so that a mark on a free block says what the walk did to it since
+/// it was last freed (`zeroed_past` relies on it).
+///
+/// # Safety
+/// `p` is a block of at least 24 bytes just handed out, not yet the program's.
+#[inline]
+pub unsafe fn clear_mark(p: *mut u8) {
+    // SAFETY: this fn's contract: the block's third word is still ours.
+    unsafe { *(p.add(16) as *mut u64) = 0 };
+}
+
+/// For free block `p` of class `c` about to be handed out by calloc: the range of it that
+/// reads as zero because a walk purged it with MADV_DONTNEED since it was last freed (its
+/// whole pages past its first `KEEP` bytes and below the end of a block of class `c`), or
+/// None. Read before `on_alloc` clears the mark. A block borrowed from a bigger class was
+/// purged up to its own end, past the end of a block of class `c`.
+///
+/// # Safety
+/// `p` is a free block of class `c` or bigger (a decaying class), just taken off a list and
+/// not yet the program's.
+#[inline]
+pub unsafe fn zeroed_past(p: *mut u8, c: usize) -> Option<(usize, usize)> {
+    if policy::purge_kind() != os::PurgeKind::DontNeed {
+        return None;
+    }
+    // SAFETY: this fn's contract: the block's third word, in its first page, is ours.
+    if unsafe { *(p.add(16) as *const u64) } != purged() {
+        return None;
+    }
+    let a = p as usize;
+    let lo = (a + KEEP + PAGE - 1) & !(PAGE - 1);
+    let hi = (a + calc_class_size(c)) & !(PAGE - 1);
+    (hi > lo).then_some((lo, hi))
+}
+
 /// Walks `heap` if the delay passed since the last walk.
 ///
 /// # Safety
@@ -232,7 +269,12 @@ unsafe fn purge_block(a: usize, size: usize, kind: os::PurgeKind) -> usize {
         if hi <= lo {
             return 0;
         }
-        crate::purge::purge_range(lo, hi - lo, kind);
+        let zeroed = crate::purge::purge_range(lo, hi - lo, kind);
+        if !zeroed && kind == os::PurgeKind::DontNeed {
+            // The madvise failed: still `SEEN`, the next walk tries again. `PURGED` under
+            // DONTNEED promises `zeroed_past` that the pages read as zero.
+            return 0;
+        }
         *mark_at = purged();
         hi - lo
     }
@@ -259,6 +301,98 @@ mod tests {
     fn interior(p: usize, size: usize) -> (usize, usize) {
         let lo = (p + KEEP + PAGE - 1) & !(PAGE - 1);
         (lo, ((p + size) & !(PAGE - 1)) - lo)
+    }
+
+    /// Frees `v`'s blocks (of class `c`, `size` bytes, filled with `0xee`) and walks this
+    /// thread's heap twice, so that they are purged; then checks their interiors went back.
+    ///
+    /// # Safety
+    /// `v` are live blocks of this thread, freed once here.
+    unsafe fn free_and_purge(v: &[usize], size: usize) {
+        // SAFETY: this fn's contract; the heap is this thread's.
+        unsafe {
+            for &p in v {
+                core::ptr::write_bytes(p as *mut u8, 0xee, size);
+                alloc::free(p as *mut u8);
+            }
+            let heap = (*thread_cache()).heap;
+            walk(heap);
+            walk(heap);
+            for &p in v {
+                let (lo, len) = interior(p, size);
+                assert_eq!(resident(lo, len), 0);
+            }
+        }
+    }
+
+    #[test]
+    fn calloc_leaves_a_purged_blocks_pages_alone_and_returns_zeros() {
+        crate::init::ensure();
+        if crate::policy::purge_kind() != crate::os::PurgeKind::DontNeed {
+            return;
+        }
+        std::thread::spawn(|| {
+            const N: usize = 100_000;
+            let size = class_size(class_of(N));
+            let v: Vec<usize> = (0..80).map(|_| alloc::malloc(N) as usize).collect();
+            // SAFETY (test): this thread's blocks, freed once each per time they were handed
+            // out (the first five by `free_and_purge`, then calloc hands them back).
+            unsafe {
+                free_and_purge(&v[..5], size);
+                for &p in v[..5].iter().rev() {
+                    let q = alloc::calloc(1, N) as usize;
+                    assert_eq!(q, p, "calloc did not take the purged block");
+                    let (lo, len) = interior(q, size);
+                    assert_eq!(
+                        resident(lo, len),
+                        0,
+                        "calloc touched pages that read as zero"
+                    );
+                    let b = core::slice::from_raw_parts(q as *const u8, N);
+                    assert!(b.iter().all(|&x| x == 0), "calloc returned a non-zero byte");
+                }
+                for &p in &v {
+                    alloc::free(p as *mut u8);
+                }
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_purged_block_handed_out_aligned_and_written_is_zeroed_by_the_next_calloc() {
+        crate::init::ensure();
+        std::thread::spawn(|| {
+            const N: usize = 16 << 10;
+            let size = class_size(class_of(N));
+            assert_eq!(size, N);
+            let v: Vec<usize> = (0..80).map(|_| alloc::malloc(N) as usize).collect();
+            // SAFETY (test): this thread's blocks, each freed once per time it was handed out.
+            unsafe {
+                for &p in &v[1..] {
+                    alloc::free(p as *mut u8);
+                }
+                free_and_purge(&v[..1], size);
+                // Handed out by the aligned path (no `on_alloc`), written everywhere but its
+                // third word, and freed: its mark must not survive to the next calloc.
+                let q = alloc::aligned(4096, N) as usize;
+                assert_eq!(q, v[0]);
+                core::ptr::write_bytes(q as *mut u8, 0x5a, 16);
+                core::ptr::write_bytes((q + 24) as *mut u8, 0x5a, N - 24);
+                alloc::free(q as *mut u8);
+                let r = alloc::calloc(1, N) as usize;
+                assert_eq!(r, q);
+                let b = core::slice::from_raw_parts(r as *const u8, N);
+                assert!(
+                    b.iter().all(|&x| x == 0),
+                    "calloc trusted a decay mark left on a block handed out aligned"
+                );
+                alloc::free(r as *mut u8);
+            }
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

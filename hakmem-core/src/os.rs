@@ -256,19 +256,22 @@ pub enum PurgeKind {
 }
 
 /// Returns the pages of `p..p+len` to the OS; the range stays mapped and reads as zero
-/// (`DontNeed`) or as either old contents or zero (`Free`).
+/// (`DontNeed`) or as either old contents or zero (`Free`). True when it now reads as zero.
 ///
 /// # Safety
 /// The range must be page-aligned, inside a mapping of this module, and hold no live block.
-pub unsafe fn purge(p: *mut u8, len: usize, kind: PurgeKind) {
+pub unsafe fn purge(p: *mut u8, len: usize, kind: PurgeKind) -> bool {
     let advice = match kind {
         PurgeKind::DontNeed => libc::MADV_DONTNEED,
         PurgeKind::Free => libc::MADV_FREE,
-        PurgeKind::None => return,
+        PurgeKind::None => return false,
     };
     MADVISE_CALLS.fetch_add(1, Relaxed);
     // SAFETY: the range is ours, page-aligned and holds no live block (this fn's contract).
-    unsafe { libc::madvise(p as *mut libc::c_void, len, advice) };
+    let r = unsafe { libc::madvise(p as *mut libc::c_void, len, advice) };
+    // MADV_DONTNEED on our private anonymous mappings: the next touch of each page faults in
+    // a zero page. MADV_FREE leaves the old contents until the kernel reclaims the page.
+    r == 0 && kind == PurgeKind::DontNeed
 }
 
 /// Asks for transparent huge pages on `p..p+len` (a hint; failure is harmless).

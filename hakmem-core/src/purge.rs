@@ -157,15 +157,16 @@ pub unsafe fn unmap_empty(p: &mut Pool) -> usize {
     n
 }
 
-/// Purges `a..a+len` and counts it in `PURGED_BYTES`.
+/// Purges `a..a+len` and counts it in `PURGED_BYTES`. True when the range now reads as zero
+/// (`os::purge`).
 ///
 /// # Safety
 /// `a..a+len` is page-aligned free memory of a mapped slab or SuperSlab that no thread uses
 /// (or a free block's pages that only its slab's owner reaches).
-pub unsafe fn purge_range(a: usize, len: usize, kind: PurgeKind) {
-    // SAFETY: the caller's promise.
-    unsafe { os::purge(a as *mut u8, len, kind) };
+pub unsafe fn purge_range(a: usize, len: usize, kind: PurgeKind) -> bool {
     PURGED_BYTES.fetch_add(len, Relaxed);
+    // SAFETY: the caller's promise.
+    unsafe { os::purge(a as *mut u8, len, kind) }
 }
 
 #[cfg(test)]

@@ -214,6 +214,10 @@ impl Slab {
                 return NIL;
             }
             let bs = (*s).block_size as usize;
+            // A block of the classes whose free blocks decay gets no decay mark: what this
+            // memory held before (another format of the slab) must not read as one
+            // (`block_decay::zeroed_past`).
+            let decays = (*s).class as usize >= crate::block_decay::FIRST_CLASS;
             let mut a = (*s).block_at(first);
             for i in first..first + n {
                 let next = if i + 1 < first + n {
@@ -223,6 +227,9 @@ impl Slab {
                 };
                 freelist::set_next(a, next);
                 freelist::set_tag(a);
+                if decays {
+                    crate::block_decay::clear_mark(a as *mut u8);
+                }
                 a += bs;
             }
             debug_assert!(first + n <= (*s).capacity as u64);
