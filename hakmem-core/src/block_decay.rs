@@ -303,7 +303,25 @@ mod tests {
         (lo, ((p + size) & !(PAGE - 1)) - lo)
     }
 
-    /// Frees `v`'s blocks (of class `c`, `size` bytes, filled with `0xee`) and walks this
+    /// Runs `body` on a new thread with 80 live blocks of 100 000 bytes (past `HOT_AFTER`
+    /// allocations of their class, so its hot list is open) and their class size, then frees
+    /// them: `body` leaves every one of them live.
+    fn with_big_blocks(body: fn(&[usize], usize)) {
+        crate::init::ensure();
+        std::thread::spawn(move || {
+            const N: usize = 100_000;
+            let v: Vec<usize> = (0..80).map(|_| alloc::malloc(N) as usize).collect();
+            body(&v, class_size(class_of(N)));
+            for &p in &v {
+                // SAFETY (test): live blocks of this thread (`body`'s promise), freed once.
+                unsafe { alloc::free(p as *mut u8) };
+            }
+        })
+        .join()
+        .unwrap();
+    }
+
+    /// Frees `v`'s blocks (`size` bytes, filled with `0xee` first) and walks this
     /// thread's heap twice, so that they are purged; then checks their interiors went back.
     ///
     /// # Safety
@@ -331,16 +349,13 @@ mod tests {
         if crate::policy::purge_kind() != crate::os::PurgeKind::DontNeed {
             return;
         }
-        std::thread::spawn(|| {
-            const N: usize = 100_000;
-            let size = class_size(class_of(N));
-            let v: Vec<usize> = (0..80).map(|_| alloc::malloc(N) as usize).collect();
+        with_big_blocks(|v, size| {
             // SAFETY (test): this thread's blocks, freed once each per time they were handed
             // out (the first five by `free_and_purge`, then calloc hands them back).
             unsafe {
                 free_and_purge(&v[..5], size);
                 for &p in v[..5].iter().rev() {
-                    let q = alloc::calloc(1, N) as usize;
+                    let q = alloc::calloc(1, 100_000) as usize;
                     assert_eq!(q, p, "calloc did not take the purged block");
                     let (lo, len) = interior(q, size);
                     assert_eq!(
@@ -348,16 +363,11 @@ mod tests {
                         0,
                         "calloc touched pages that read as zero"
                     );
-                    let b = core::slice::from_raw_parts(q as *const u8, N);
+                    let b = core::slice::from_raw_parts(q as *const u8, 100_000);
                     assert!(b.iter().all(|&x| x == 0), "calloc returned a non-zero byte");
                 }
-                for &p in &v {
-                    alloc::free(p as *mut u8);
-                }
             }
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
@@ -397,19 +407,14 @@ mod tests {
 
     #[test]
     fn idle_blocks_on_a_hot_list_decay_too_and_the_list_stays_intact() {
-        crate::init::ensure();
-        std::thread::spawn(|| {
-            const N: usize = 100_000;
-            let c = class_of(N);
-            let size = class_size(c);
-            // Past `HOT_AFTER` allocations of the class, so that its hot list opens.
-            let v: Vec<usize> = (0..80).map(|_| alloc::malloc(N) as usize).collect();
+        with_big_blocks(|v, size| {
+            let c = class_of(size);
             for &p in &v[..5] {
                 // SAFETY (test): `p` is a live block of `size` usable bytes.
                 unsafe { core::ptr::write_bytes(p as *mut u8, 0xcd, size) };
             }
             // SAFETY (test): this thread's heap and bins, which only this thread touches; the
-            // blocks are this thread's, freed once each.
+            // blocks are this thread's, freed once each per time they were handed out.
             unsafe {
                 let heap = (*thread_cache()).heap;
                 for &p in &v[..5] {
@@ -436,19 +441,14 @@ mod tests {
                 // The list is intact: the same blocks come back, newest first, zero past their
                 // first page.
                 for &p in v[..5].iter().rev() {
-                    let q = alloc::malloc(N) as usize;
+                    let q = alloc::malloc(100_000) as usize;
                     assert_eq!(q, p);
                     let (lo, len) = interior(q, size);
                     let s = core::slice::from_raw_parts(lo as *const u8, len);
                     assert!(s.iter().all(|&b| b == 0));
                 }
-                for &p in &v {
-                    alloc::free(p as *mut u8);
-                }
             }
-        })
-        .join()
-        .unwrap();
+        });
     }
 
     #[test]
