@@ -162,7 +162,8 @@ pub unsafe fn unmap_empty(p: &mut Pool) -> usize {
 ///
 /// # Safety
 /// `a..a+len` is page-aligned free memory of a mapped slab or SuperSlab that no thread uses
-/// (or a free block's pages that only its slab's owner reaches).
+/// (or a free block's pages that only its slab's owner, or the thread whose hot list holds it,
+/// reaches).
 pub unsafe fn purge_range(a: usize, len: usize, kind: PurgeKind) -> bool {
     PURGED_BYTES.fetch_add(len, Relaxed);
     // SAFETY: the caller's promise.
