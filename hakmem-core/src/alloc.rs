@@ -62,14 +62,21 @@ pub fn malloc(size: usize) -> *mut u8 {
 #[inline(never)]
 fn malloc_beyond_lut(size: usize) -> *mut u8 {
     if size <= MAX_SMALL {
-        let c = class_of(size);
-        if c >= crate::block_decay::FIRST_CLASS {
-            return decaying_class_alloc(c, size);
-        }
-        alloc_class(c, size)
+        class_alloc(class_of(size), size)
     } else {
         large_alloc(size, 16, false)
     }
+}
+
+/// Malloc of class `c` past the table, for malloc and the aligned allocations alike: the
+/// classes whose free blocks decay go through `decaying_class_alloc`, so that every block of
+/// theirs leaves without a decay mark.
+#[inline(always)]
+fn class_alloc(c: usize, size: usize) -> *mut u8 {
+    if c >= crate::block_decay::FIRST_CLASS {
+        return decaying_class_alloc(c, size);
+    }
+    alloc_class(c, size)
 }
 
 /// Malloc of class `c`, whose idle free blocks decay: with `block_decay`'s bookkeeping, out of
@@ -185,11 +192,6 @@ fn alloc_slow(size: usize, c: usize) -> *mut u8 {
             return ptr::null_mut();
         }
         add_single_writer(&(*tc).bins[d].allocs, 1);
-        if c < crate::block_decay::FIRST_CLASS && d >= crate::block_decay::FIRST_CLASS {
-            // A smaller class borrowed a block whose class decays: no `on_alloc` clears its
-            // mark on the way out.
-            crate::block_decay::clear_mark(b as *mut u8);
-        }
         b as *mut u8
     }
 }
@@ -517,12 +519,7 @@ pub fn aligned(align: usize, size: usize) -> *mut u8 {
     }
     if align <= PAGE {
         if let Some(c) = class_for_aligned(size, align) {
-            let p = alloc_class(c, size);
-            if c >= crate::block_decay::FIRST_CLASS && !p.is_null() {
-                // SAFETY: `p` is a block of a decaying class just handed out.
-                unsafe { crate::block_decay::clear_mark(p) };
-            }
-            return p;
+            return class_alloc(c, size);
         }
     }
     large_alloc(size, align, false)

@@ -82,7 +82,7 @@ pub unsafe fn on_alloc(tc: *mut ThreadCache, p: *mut u8) {
     // SAFETY: `p` was just handed out and is not yet the program's: its third word is ours;
     // `tc` is this thread's cache (this fn's contract), whose fields only this thread touches.
     unsafe {
-        *(p.add(16) as *mut u64) = 0;
+        clear_mark(p);
         let t = (*tc).decay_tick.wrapping_add(1);
         (*tc).decay_tick = t;
         if t % TICK == 0 {
@@ -107,13 +107,14 @@ unsafe fn look_from(tc: *mut ThreadCache) {
     }
 }
 
-/// Clears the decay mark of block `p` of a decaying class that malloc hands out on a path
-/// other than `on_alloc`'s (an aligned allocation, a smaller class borrowing it): every block
-/// handed out has no mark, so that a mark on a free block says what the walk did to it since
-/// it was last freed (`zeroed_past` relies on it).
+/// Clears the decay mark of block `p` of a decaying class: as malloc hands it out (`on_alloc`,
+/// which every allocation of these classes goes through, aligned ones too) and as a slab
+/// carves it (`Slab::carve`), so that a mark on a free block says what the walk did to it
+/// since it was last freed (`zeroed_past` relies on it). A smaller class never borrows one
+/// (`heap::borrow` stops at the decaying classes' boundary).
 ///
 /// # Safety
-/// `p` is a block of at least 24 bytes just handed out, not yet the program's.
+/// `p` is a block of at least 24 bytes that is free or just handed out, not yet the program's.
 #[inline]
 pub unsafe fn clear_mark(p: *mut u8) {
     // SAFETY: this fn's contract: the block's third word is still ours.
@@ -236,7 +237,7 @@ unsafe fn purge_hot(bin: *mut Bin, size: usize, kind: os::PurgeKind) -> usize {
     unsafe {
         let mut a = (*bin).hot;
         let mut n = (*bin).hot_max - (*bin).hot_room;
-        while n > 0 && a.wrapping_sub(crate::cage::base()).wrapping_sub(1) < crate::cage::limit() {
+        while n > 0 && crate::heap::hot_link_ok(a) {
             purged += purge_block(a, size, kind);
             a = freelist::next_of(a) as usize;
             n -= 1;

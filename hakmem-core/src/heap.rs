@@ -166,6 +166,14 @@ pub unsafe fn pop(bin: *mut Bin) -> *mut Block {
     a as *mut Block
 }
 
+/// Whether `a`, a hot list's head or a link decoded off one, may be followed: it lies in the
+/// published SuperSlabs of the cage (mapped) or one address past them; 0, the empty list,
+/// fails. One subtraction, one decrement, one compare.
+#[inline(always)]
+pub fn hot_link_ok(a: usize) -> bool {
+    a.wrapping_sub(crate::cage::base()).wrapping_sub(1) < crate::cage::limit()
+}
+
 /// Hands out the newest block of the bin's hot list; null when the list is empty (or its head is
 /// not a block of the cage: `check_hot` reports that on the slow path).
 ///
@@ -183,7 +191,7 @@ pub unsafe fn pop_hot(bin: *mut Bin) -> *mut Block {
     // probability (published bytes + 1) / 2^64, as a bin's link passes its own check.
     unsafe {
         let a = (*bin).hot;
-        if a.wrapping_sub(crate::cage::base()).wrapping_sub(1) >= crate::cage::limit() {
+        if !hot_link_ok(a) {
             return ptr::null_mut();
         }
         (*bin).hot = freelist::next_of(a) as usize;
@@ -368,7 +376,7 @@ pub unsafe fn hot_flush(heap: *mut Heap, bin: *mut Bin, c: usize) {
 pub unsafe fn check_hot(bin: *mut Bin, c: usize) {
     // SAFETY: the caller's bin.
     let a = unsafe { (*bin).hot };
-    if a != 0 && a.wrapping_sub(crate::cage::base()).wrapping_sub(1) >= crate::cage::limit() {
+    if a != 0 && !hot_link_ok(a) {
         crate::freelist::corrupt_hot(c, a as u64);
     }
 }
