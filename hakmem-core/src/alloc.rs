@@ -192,6 +192,7 @@ fn alloc_slow(size: usize, c: usize) -> *mut u8 {
             return ptr::null_mut();
         }
         add_single_writer(&(*tc).bins[d].allocs, 1);
+        crate::background::maybe_start();
         b as *mut u8
     }
 }
@@ -362,6 +363,7 @@ unsafe fn free_not_small(p: *mut u8, caller: &str) {
     if !large::free(p) {
         report_invalid(p, caller);
     }
+    crate::background::maybe_start();
     os::set_errno(e);
 }
 

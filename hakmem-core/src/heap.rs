@@ -62,6 +62,9 @@ pub struct Heap {
     pub last_reclaim: u64,
     /// The owner's walks of its idle big free blocks (`block_decay`).
     pub block_decay: crate::block_decay::State,
+    /// When its thread exited and parked it (ms; pool lock): the background thread leaves a
+    /// parked heap alone for a purge delay, for a thread pool's replacement thread.
+    pub parked_ms: u64,
     pub attached: AtomicBool,
 }
 
@@ -93,6 +96,7 @@ impl Heap {
             next_dead: ptr::null_mut(),
             last_reclaim: 0,
             block_decay: crate::block_decay::State::new(),
+            parked_ms: 0,
             attached: AtomicBool::new(false),
         }
     }
@@ -1160,8 +1164,13 @@ pub unsafe fn detach(tc: *mut ThreadCache, heap: *mut Heap) {
             p = POOL.lock();
             release_caches_locked(heap, &mut p);
         }
+        (*heap).parked_ms = crate::os::now_ms();
         push_dead(&mut p, heap);
     }
+    drop(p);
+    // What the heap keeps is the background thread's to give back once it stays parked.
+    crate::background::note_release();
+    crate::background::maybe_start();
 }
 
 /// Hands the slab and list a parked heap keeps in its bin of class `c` (`detach`) back: the slab

@@ -105,6 +105,7 @@ fn evict(keep_bytes: usize) -> usize {
 
 /// Caches a freed range (or unmaps it when the cache is full), then applies the limits.
 fn retire(r: Range, limit: usize) {
+    crate::background::note_release();
     if r.len <= limit {
         if let Some(c) = large_cache::put(r) {
             // SAFETY: the range left the cache (or never entered it) and holds no live block.
@@ -114,6 +115,15 @@ fn retire(r: Range, limit: usize) {
     } else {
         // SAFETY: the range holds no live block and nothing else refers to it.
         unsafe { os::unmap(r.base as *mut u8, r.len) };
+    }
+}
+
+/// `evict` within the cache's limit, for the background thread (`background`): cached ranges
+/// past their time go back while no block is freed.
+pub fn decay_cached() {
+    let limit = cache_limit();
+    if limit > 0 {
+        evict(limit);
     }
 }
 

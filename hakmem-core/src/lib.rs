@@ -2,7 +2,8 @@
 //!
 //! Reading order: `size_class` → `tls` (thread cache) → `alloc` (fast paths and the API) →
 //! `heap` (refill, thread exit) → `slab` → `slab_cache` → `pool` (free slabs and SuperSlabs) →
-//! `superslab` (one SuperSlab's layout, mapping and unmapping) → `purge` (memory going back) → `os`;
+//! `superslab` (one SuperSlab's layout, mapping and unmapping) → `purge` (memory going back, and
+//! `background`, the thread that walks it when the program does not) → `os`;
 //! beside them `registry` and `cage` (which addresses are SuperSlabs), `meta` (heap metadata),
 //! `freelist` (hardened links), `remote` (cross-thread frees),
 //! `foreign` (blocks freed across threads, kept for reuse) and `transfer` (their overflow, shared), `large` (with `large_map`, `large_cache`), `policy`, `stats`, `check`,
@@ -12,6 +13,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod alloc;
+pub mod background;
 pub mod block_decay;
 pub mod cage;
 pub mod check;

@@ -23,6 +23,7 @@ pub enum Opt {
     UnmapDelayMs,
     LargeCacheMb,
     LargeCacheMs,
+    Background,
     Prewarm,
     HugePage,
     InvalidFree,
@@ -133,6 +134,13 @@ pub static OPTIONS: &[OptDef] = &[
         help: "how long a freed large block stays cached before it is unmapped; also how often half of what stayed cached that long goes back",
     },
     OptDef {
+        opt: Opt::Background,
+        name: "HAKMEM_BACKGROUND",
+        kind: Kind::Int { min: 0, max: 1 },
+        defaults: [0, 0, 1],
+        help: "1: a background thread (started when memory first goes back) does the purging and unmapping above every half purge delay (10 ms to 1 s), also while the program is idle, and for the heaps of exited threads (as jemalloc's background_thread)",
+    },
+    OptDef {
         opt: Opt::Prewarm,
         name: "HAKMEM_PREWARM",
         kind: Kind::Int { min: 0, max: 64 },
@@ -183,7 +191,7 @@ pub static OPTIONS: &[OptDef] = &[
     },
 ];
 
-pub const N: usize = 18;
+pub const N: usize = 19;
 const _: () = assert!(OPTIONS.len() == N);
 
 static VALUES: [AtomicU32; N] = [const { AtomicU32::new(0) }; N];

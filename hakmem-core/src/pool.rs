@@ -143,6 +143,7 @@ pub unsafe fn release_slabs(list: &mut SlabList) {
 /// As for `release_slabs`; `p` is the guarded pool (its lock is held).
 pub unsafe fn release_slabs_locked(p: &mut Pool, list: &mut SlabList) {
     SLABS_IN_USE.fetch_sub(list.len, Relaxed);
+    crate::background::note_release();
     let now = os::now_ms();
     loop {
         // SAFETY: the slabs on `list` are empty formatted slabs of mapped SuperSlabs that no

@@ -40,4 +40,5 @@ extern "C" fn parent() {
 
 extern "C" fn child() {
     crate::fork::child();
+    crate::background::forked_child();
 }

@@ -52,6 +52,7 @@ pub struct Totals {
     pub purged_bytes: u64,
     pub unmapped_bytes: u64,
     pub large_unmapped_bytes: u64,
+    pub background_ticks: u64,
     pub slabs_in_use: u64,
     pub slabs_acquired: u64,
     pub slabs_reused: u64,
@@ -151,6 +152,7 @@ pub fn collect() -> Totals {
         purged_bytes: purge::PURGED_BYTES.load(Relaxed) as u64,
         unmapped_bytes: (superslab::SS_UNMAPPED.load(Relaxed) * superslab::ss_size()) as u64,
         large_unmapped_bytes: crate::large::UNMAPPED_BYTES.load(Relaxed) as u64,
+        background_ticks: crate::background::TICKS.load(Relaxed),
         slabs_in_use: pool::SLABS_IN_USE.load(Relaxed) as u64,
         slabs_acquired: pool::SLABS_ACQUIRED.load(Relaxed) as u64,
         slabs_reused: pool::SLABS_REUSED.load(Relaxed) as u64,
@@ -237,7 +239,7 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
          \"madvise_calls\":{},\"mremap_calls\":{},\"mapped_bytes\":{},\"peak_mapped_bytes\":{},\
          \"peak_rss_bytes\":{},\"superslabs_mapped\":{},\"superslabs_unmapped\":{},\
          \"superslabs_reused\":{},\"purged_bytes\":{},\"unmapped_bytes\":{},\
-         \"large_unmapped_bytes\":{},\"slabs_in_use\":{},\
+         \"large_unmapped_bytes\":{},\"background_ticks\":{},\"slabs_in_use\":{},\
          \"slabs_acquired\":{},\"slabs_reused\":{},\"slabs_adopted\":{},\"slabs_stolen\":{},\"heaps\":{},\"remote_drains\":{},\
          \"drained_slabs\":{},\"drained_blocks\":{},\"foreign_returned\":{},\"transfer_batches\":{},\"reissued_kept\":{},\"reissued_home\":{},\"borrowed_blocks\":{},\"slab_cache_hits\":{},\"pool_grabs\":{},\
          \"pool_returns\":{},\"locks\":{{\"pool\":{},\"shared\":{}}},\
@@ -265,6 +267,7 @@ pub fn write_json(w: &mut dyn Write, t: &Totals) -> fmt::Result {
         t.purged_bytes,
         t.unmapped_bytes,
         t.large_unmapped_bytes,
+        t.background_ticks,
         t.slabs_in_use,
         t.slabs_acquired,
         t.slabs_reused,
@@ -352,8 +355,8 @@ pub fn write_text(w: &mut dyn Write, t: &Totals) -> fmt::Result {
     )?;
     writeln!(
         w,
-        "  decay: {} bytes purged, {} bytes of SuperSlabs unmapped ({} SuperSlabs), {} bytes of cached large blocks unmapped",
-        t.purged_bytes, t.unmapped_bytes, t.superslabs_unmapped, t.large_unmapped_bytes
+        "  decay: {} bytes purged, {} bytes of SuperSlabs unmapped ({} SuperSlabs), {} bytes of cached large blocks unmapped; {} walks by the background thread",
+        t.purged_bytes, t.unmapped_bytes, t.superslabs_unmapped, t.large_unmapped_bytes, t.background_ticks
     )?;
     writeln!(
         w,

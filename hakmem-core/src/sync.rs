@@ -69,6 +69,17 @@ impl<T> Mutex<T> {
         Guard { m: self }
     }
 
+    /// The lock if it is free now; None if another thread (or this one, further up its stack)
+    /// holds it. Never waits.
+    #[inline]
+    pub fn try_lock(&self) -> Option<Guard<'_, T>> {
+        if self.state.compare_exchange(0, 1, Acquire, Relaxed).is_err() {
+            return None;
+        }
+        bump(&self.acquired);
+        Some(Guard { m: self })
+    }
+
     #[cold]
     fn lock_contended(&self) {
         let mut spins = 0;
