@@ -71,19 +71,13 @@ pub fn period_ms() -> u64 {
 /// (through this allocator).
 #[inline]
 pub fn maybe_start() {
-    if STATE.load(Relaxed) == OFF && PENDING.load(Relaxed) && wanted() && !single_threaded() {
+    if STATE.load(Relaxed) == OFF
+        && PENDING.load(Relaxed)
+        && wanted()
+        && !crate::fork::single_threaded()
+    {
         start();
     }
-}
-
-extern "C" {
-    // glibc exports it (since 2.32) and clears it for good when a second thread starts.
-    static __libc_single_threaded: libc::c_char;
-}
-
-fn single_threaded() -> bool {
-    // SAFETY: a byte glibc exports, read as glibc itself reads it.
-    unsafe { core::ptr::read_volatile(core::ptr::addr_of!(__libc_single_threaded)) != 0 }
 }
 
 #[cold]

@@ -39,7 +39,9 @@ static DEPTH: AtomicU32 = AtomicU32::new(0);
 /// Whether the outermost prepare took the locks (not when the process was single-threaded).
 static LOCKED: AtomicBool = AtomicBool::new(false);
 
-fn single_threaded() -> bool {
+/// Whether the process has had one thread only (glibc clears the byte for good when a second
+/// thread starts).
+pub(crate) fn single_threaded() -> bool {
     // SAFETY: a byte that glibc exports and reads the same way at the start of fork.
     unsafe { core::ptr::read_volatile(core::ptr::addr_of!(__libc_single_threaded)) != 0 }
 }
