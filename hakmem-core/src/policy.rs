@@ -138,7 +138,7 @@ pub static OPTIONS: &[OptDef] = &[
         name: "HAKMEM_BACKGROUND",
         kind: Kind::Int { min: 0, max: 1 },
         defaults: [0, 0, 1],
-        help: "1: a background thread (started when memory first goes back) does the purging and unmapping above every half purge delay (10 ms to 1 s), also while the program is idle, and for the heaps of exited threads (as jemalloc's background_thread)",
+        help: "1: in a multi-threaded process, a background thread (started once memory goes back) does the purging and unmapping above every half purge delay (10 ms to 1 s), also while the program is idle, and for the heaps of exited threads (as jemalloc's background_thread)",
     },
     OptDef {
         opt: Opt::Prewarm,
