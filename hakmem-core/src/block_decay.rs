@@ -310,6 +310,7 @@ mod tests {
     fn with_big_blocks(body: fn(&[usize], usize)) {
         crate::init::ensure();
         std::thread::spawn(move || {
+            crate::heap::use_fresh_heap();
             const N: usize = 100_000;
             let v: Vec<usize> = (0..80).map(|_| alloc::malloc(N) as usize).collect();
             body(&v, class_size(class_of(N)));
@@ -375,6 +376,7 @@ mod tests {
     fn a_purged_block_handed_out_aligned_and_written_is_zeroed_by_the_next_calloc() {
         crate::init::ensure();
         std::thread::spawn(|| {
+            crate::heap::use_fresh_heap();
             const N: usize = 16 << 10;
             let size = class_size(class_of(N));
             assert_eq!(size, N);
@@ -456,6 +458,7 @@ mod tests {
     fn a_block_free_across_two_walks_gives_its_pages_back_and_keeps_its_links() {
         crate::init::ensure();
         std::thread::spawn(|| {
+            crate::heap::use_fresh_heap();
             const N: usize = 100_000;
             let size = class_size(class_of(N));
             assert!(class_of(N) >= FIRST_CLASS);

@@ -385,6 +385,19 @@ pub unsafe fn check_hot(bin: *mut Bin, c: usize) {
     }
 }
 
+#[cfg(test)]
+std::thread_local! {
+    static FRESH_HEAP: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// Test helper: the calling thread, which has no heap yet, gets a fresh one rather than a
+/// parked one, so that no other test's free blocks sit in its lists (the unit tests run side by
+/// side in one process, and their threads' heaps are parked as they exit).
+#[cfg(test)]
+pub fn use_fresh_heap() {
+    FRESH_HEAP.with(|f| f.set(true));
+}
+
 /// Test helper: empties the calling thread's hot lists and turns them off, so that its frees
 /// go to their slabs (for tests of the slabs' own books).
 #[cfg(test)]
@@ -966,6 +979,12 @@ pub unsafe fn attach(tc: *mut ThreadCache) -> *mut Heap {
     let heap = {
         let mut p = POOL.lock();
         let h = p.dead_heaps;
+        #[cfg(test)]
+        let h = if FRESH_HEAP.with(|f| f.get()) {
+            ptr::null_mut()
+        } else {
+            h
+        };
         if !h.is_null() {
             // SAFETY: a parked heap is owned by the pool lock, held here; taking it off the
             // dead list makes it this thread's.

@@ -15,6 +15,10 @@ fn alone() -> MutexGuard<'static, ()> {
     // Free slabs stay resident until trim (so that trim has something to return), whatever the
     // environment says; read once, by the first test to get here.
     std::env::set_var("HAKMEM_PURGE_DELAY_MS", "600000");
+    // Nor does the large-block cache decay with time: a test that runs slowly (a debug build on
+    // a loaded machine) would otherwise see more of its windows close, and its ranges unmapped,
+    // than one that runs fast.
+    std::env::set_var("HAKMEM_LARGE_CACHE_MS", "600000");
     init::ensure();
     g
 }
