@@ -47,7 +47,7 @@ pub static TICKS: AtomicU64 = AtomicU64::new(0);
 const STACK: usize = 128 << 10;
 
 /// Whether the policy asks for the thread (never in checking mode).
-pub fn wanted() -> bool {
+fn wanted() -> bool {
     policy::get(Opt::Background) != 0 && !policy::checked()
 }
 
@@ -149,7 +149,7 @@ extern "C" fn run(_: *mut libc::c_void) -> *mut libc::c_void {
         // SAFETY: a valid timespec; an interruption only shortens one sleep.
         unsafe { libc::nanosleep(&ts, core::ptr::null_mut()) };
         let before = given_back();
-        tick(os::now_ms());
+        tick();
         idle = if given_back() == before { idle + 1 } else { 0 };
     }
 }
@@ -162,14 +162,14 @@ fn given_back() -> usize {
 }
 
 /// One walk: the parked heaps, the pool, the large-block cache; skipped while another thread
-/// holds the pool lock. Returns the bytes the parked heaps' walks purged.
-pub fn tick(now: u64) -> usize {
+/// holds the pool lock.
+fn tick() {
     let Some(mut p) = POOL.try_lock() else {
-        return 0;
+        return;
     };
     TICKS.fetch_add(1, Relaxed);
+    let now = os::now_ms();
     let delay = policy::get(Opt::PurgeDelayMs) as u64;
-    let mut purged = 0;
     let mut h: *mut Heap = p.dead_heaps;
     while !h.is_null() {
         // SAFETY: a parked heap is owned by the pool lock's holder (`heap::Heap`), held here:
@@ -177,9 +177,7 @@ pub fn tick(now: u64) -> usize {
         // and release. Heaps are never freed.
         unsafe {
             if now.saturating_sub((*h).parked_ms) >= delay {
-                if policy::purge_kind() != os::PurgeKind::None {
-                    purged += crate::block_decay::walk(h);
-                }
+                crate::block_decay::walk(h);
                 heap::release_caches_locked(h, &mut p);
             }
             h = (*h).next_dead;
@@ -189,5 +187,4 @@ pub fn tick(now: u64) -> usize {
     unsafe { crate::purge::decay(&mut p, now, false) };
     drop(p);
     crate::large::decay_cached();
-    purged
 }

@@ -167,12 +167,16 @@ unsafe fn look(heap: *mut Heap) {
 }
 
 /// Purges the free blocks of `heap`'s decaying classes that the last walk found free already,
-/// and marks the others. Returns the bytes purged.
+/// and marks the others (nothing under HAKMEM_PURGE=none). Returns the bytes purged.
 ///
 /// # Safety
 /// The caller owns `heap` (its thread's, or a heap it holds) and holds no reference into it.
 pub unsafe fn walk(heap: *mut Heap) -> usize {
     let kind = policy::purge_kind();
+    if kind == os::PurgeKind::None {
+        // Nothing is purged: no block may be marked as if it were.
+        return 0;
+    }
     let mut purged = 0;
     for c in FIRST_CLASS..NUM_CLASSES {
         // SAFETY: the caller owns `heap`, hence its bins, lists and the free blocks on them.
